@@ -1,0 +1,1 @@
+"""The `edgefleet` command: parse, call, print."""

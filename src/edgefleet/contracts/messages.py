@@ -1,0 +1,178 @@
+"""Message schemas, one per channel (see DESIGN.md, "Wire contract")."""
+
+from typing import Annotated, Final, Literal, Self, get_args
+
+from pydantic import Field, StringConstraints, model_validator
+
+from edgefleet.contracts.base import (
+    MAX_THUMBNAIL_B64_CHARS,
+    Base64Text,
+    Count,
+    DeviceId,
+    DeviceKind,
+    Fraction,
+    Int8,
+    Name,
+    Sha256Hex,
+    ShortText,
+    Version,
+    VersionedMessage,
+    WireModel,
+)
+
+EventKind = Literal["anomaly", "person", "rule", "sensor_fault", "drift"]
+EVENT_KINDS: Final[tuple[str, ...]] = get_args(EventKind)
+Severity = Literal["info", "warning", "critical"]
+# provisioning: waiting for network settings; commissioning: learning its baseline;
+# running: scoring; degraded: model unavailable, rule-based checks only.
+DeviceMode = Literal["provisioning", "commissioning", "running", "degraded"]
+OtaStateName = Literal[
+    "DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED", "FAILED", "ROLLED_BACK"
+]
+OTA_STATES: Final[tuple[str, ...]] = get_args(OtaStateName)
+CommandName = Literal["recommission", "reset_network", "reboot", "publish_status"]
+OtaAction = Literal["update", "rollback", "cancel"]
+CommandId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+HttpUrl = Annotated[str, StringConstraints(max_length=512, pattern=r"^https?://[^\s]+$")]
+
+
+class DeviceMessage(VersionedMessage):
+    """Fields every device -> server message carries."""
+
+    device_id: DeviceId
+    seq: Count = Field(description="per-device, monotonically increasing; (device_id, seq) is unique")
+    clock_synced: bool = Field(
+        default=True, description="False when the device has no SNTP time and `ts` is its own estimate"
+    )
+
+
+class Status(DeviceMessage):
+    """Retained on `status`; the MQTT last will publishes the `offline` form."""
+
+    state: Literal["online", "offline"]
+    kind: DeviceKind
+    mode: DeviceMode | None = None
+    firmware_version: Version
+    runtime_version: Version | None = None
+    model_id: Name | None = None
+    model_version: Version | None = None
+
+
+class Event(DeviceMessage):
+    """Something happened on the device. `active=False` says the condition cleared."""
+
+    kind: EventKind
+    active: bool = True
+    severity: Severity = "warning"
+    score: float | None = None
+    threshold: float | None = None
+    model_id: Name | None = None
+    model_version: Version | None = None
+    window: Count | None = Field(default=None, description="index of the window that decided it")
+    features: dict[Name, float] = Field(default_factory=dict, max_length=32)
+    reason: Name | None = Field(default=None, description="sensor fault reason, rule zone, drift statistic")
+    message: ShortText | None = None
+    person_count: Annotated[int, Field(ge=0, le=1000)] | None = None
+    thumbnail_jpeg: Annotated[Base64Text, StringConstraints(max_length=MAX_THUMBNAIL_B64_CHARS)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_required_by_kind(self) -> Self:
+        if self.kind == "anomaly" and (self.score is None or self.threshold is None):
+            raise ValueError("an anomaly event needs `score` and `threshold`")
+        if self.kind == "person" and self.score is None:
+            raise ValueError("a person event needs `score`")
+        if self.kind in ("rule", "sensor_fault", "drift") and self.reason is None:
+            raise ValueError(f"a {self.kind} event needs `reason`")
+        return self
+
+
+class Telemetry(DeviceMessage):
+    """How the device is: a periodic summary of the last interval."""
+
+    mode: DeviceMode
+    uptime_s: Annotated[float, Field(ge=0)]
+    interval_s: Annotated[float, Field(gt=0)]
+    windows: Count = Field(description="windows (or frames) processed in the interval")
+    anomaly_rate: Fraction | None = None
+    score_p50: float | None = None
+    score_p95: float | None = None
+    score_max: float | None = None
+    inference_us: Annotated[float, Field(ge=0)] | None = None
+    arena_bytes: Count | None = None
+    rejected: dict[Name, Count] = Field(default_factory=dict, max_length=16)
+    outbox_depth: Count = 0
+    outbox_dropped: Count = 0
+    drift: float | None = None
+    detections_per_hour: Annotated[float, Field(ge=0)] | None = None
+    firmware_version: Version | None = None
+    model_id: Name | None = None
+    model_version: Version | None = None
+
+
+class OtaState(DeviceMessage):
+    """Progress of an over-the-air model update, device -> server."""
+
+    state: OtaStateName
+    rollout_id: Name | None = None
+    model_id: Name | None = None
+    model_version: Version | None = None
+    active_slot: Literal["A", "B"] | None = None
+    progress: Fraction | None = None
+    reason: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _failure_needs_reason(self) -> Self:
+        if self.state in ("FAILED", "ROLLED_BACK") and not self.reason:
+            raise ValueError(f"state {self.state} needs a `reason`")
+        return self
+
+
+class ServerMessage(VersionedMessage):
+    """Fields every server -> device message carries."""
+
+    device_id: DeviceId = Field(description="the addressed device; must match the topic")
+    command_id: CommandId
+
+
+class Command(ServerMessage):
+    """A command on `cmd`."""
+
+    command: CommandName
+    args: dict[Name, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+
+
+class SelfTestCase(WireModel):
+    """A model input and the int8 output the new model must produce (within `tolerance` steps)."""
+
+    input_int8: list[Int8] = Field(min_length=1, max_length=9216)
+    expected_int8: list[Int8] = Field(min_length=1, max_length=64)
+    tolerance: Annotated[int, Field(ge=0, le=16)] = 1
+
+
+class ModelManifest(WireModel):
+    """What a device needs to fetch and verify a model artifact."""
+
+    model_id: Name
+    model_version: Version
+    url: HttpUrl
+    sha256: Sha256Hex
+    size: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)]
+    min_runtime_version: Version
+    signature: Base64Text = Field(description="Ed25519 signature of the artifact bytes, base64")
+    key_id: Name | None = None
+    model_card_sha256: Sha256Hex | None = None
+    self_test: list[SelfTestCase] = Field(default_factory=list, max_length=8)
+
+
+class OtaCommand(ServerMessage):
+    """A model update instruction on `ota/cmd`."""
+
+    action: OtaAction
+    rollout_id: Name | None = None
+    manifest: ModelManifest | None = None
+
+    @model_validator(mode="after")
+    def _update_needs_manifest(self) -> Self:
+        if self.action == "update" and self.manifest is None:
+            raise ValueError("an update needs a `manifest`")
+        return self

@@ -1,0 +1,1 @@
+"""The web dashboard: NiceGUI pages mounted on the server's FastAPI app."""

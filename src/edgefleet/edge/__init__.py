@@ -1,0 +1,1 @@
+"""The device runtime: sources, guards, inference, decisions, outbox, MQTT link; sim/ runs a fleet."""

@@ -1,0 +1,1 @@
+"""Parametric 3D-printable housings for the device kinds."""

@@ -1,0 +1,1 @@
+"""The model factory: datasets, training, quantization, calibration, evaluation, export."""

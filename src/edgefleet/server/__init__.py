@@ -1,0 +1,1 @@
+"""The server: app factory, database, security, API, MQTT ingest, embedded broker, alarms."""

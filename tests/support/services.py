@@ -1,0 +1,177 @@
+"""Real services for tests: a private Mosquitto per test, a fresh PostgreSQL database per run.
+
+Availability checks back the `needs(...)` marker: a missing service skips the test with the
+reason, except under CI, where it fails instead.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+PG_ADMIN_DSN = os.environ.get(
+    "EDGEFLEET_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+CHROMIUM = Path(os.environ.get("EDGEFLEET_CHROMIUM", "/usr/bin/chromium"))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("EDGEFLEET_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+@cache
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except psycopg.Error as err:
+        return f"PostgreSQL not reachable at {PG_ADMIN_DSN!r}: {err}"
+
+
+def _shared_problem() -> str | None:
+    root = shared_dir()
+    needed = [
+        root / "datasets/cwru/cwru_1797_DE_float32.npz",
+        root / "models/person_detect/person_detect.tflite",
+    ]
+    missing = [str(p) for p in needed if not p.exists()]
+    return f"shared data missing: {', '.join(missing)} (set EDGEFLEET_SHARED)" if missing else None
+
+
+def _chromium_problem() -> str | None:
+    if not CHROMIUM.exists():
+        return f"no chromium at {CHROMIUM} (make test installs Debian's chromium where it may)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None
+
+
+SERVICE_CHECKS: dict[str, Callable[[], str | None]] = {
+    "postgres": _postgres_problem,
+    "mosquitto": lambda: None if mosquitto_binary() else "no mosquitto binary on PATH or in /usr/sbin",
+    "shared": _shared_problem,
+    "chromium": _chromium_problem,
+}
+
+
+@dataclass
+class MosquittoBroker:
+    """A Mosquitto 2 process of our own on a free port; stop/start keeps port and persistence."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_config: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        base = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true" if "password_file" not in self.extra_config else "allow_anonymous false",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            f"log_dest file {self.workdir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            "max_queued_messages 100000",
+        ]
+        self.config_path.write_text("\n".join(base) + "\n" + self.extra_config + "\n", encoding="utf-8")
+
+    def start(self) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed")
+        self.write_config()
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError as err:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+            raise RuntimeError(f"mosquitto did not start: {stderr.decode(errors='replace')}") from err
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop it; SIGTERM saves persistence (a clean restart), SIGKILL is a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def reload(self) -> None:
+        """Re-read password and ACL files (SIGHUP)."""
+        if self.process:
+            self.process.send_signal(signal.SIGHUP)
+
+
+@dataclass
+class PostgresDatabase:
+    """A database created for one test run and dropped afterwards."""
+
+    name: str = field(default_factory=lambda: f"edgefleet_test_{uuid.uuid4().hex[:12]}")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}"
+
+    def create(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
