@@ -1,0 +1,75 @@
+"""Device configuration: one pydantic model, loaded from YAML (`extra="forbid"`)."""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from edgefleet.edge.clock import ClockConfig
+from edgefleet.edge.commissioning import CommissioningConfig
+from edgefleet.edge.decision import DebounceConfig, IsoRuleConfig
+from edgefleet.edge.drift import DriftConfig
+from edgefleet.edge.errors import ConfigError
+from edgefleet.edge.guards import GuardConfig
+
+
+class MqttConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(default="mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^/\s:]+(:\d+)?/?$")
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(default=30, ge=5)
+    backoff_min_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    max_inflight: int = Field(default=50, ge=1, le=1000)
+
+
+class OutboxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    directory: Path = Path(".edgefleet/outbox")
+    max_messages: int = Field(default=10_000, ge=1)
+
+
+class DeviceConfig(BaseModel):
+    """Everything a device needs besides its model directory and its sensor source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    firmware_version: str = "0.1.0"
+    backend: Literal["tflm", "int8ref"] = "tflm"
+    arena_bytes: int | None = Field(default=None, ge=256, description="default: the model card's")
+    telemetry_interval_s: float = Field(default=60.0, gt=0)
+    guards: GuardConfig = Field(default_factory=GuardConfig)
+    decision: DebounceConfig = Field(default_factory=DebounceConfig)
+    fault: DebounceConfig = Field(default_factory=lambda: DebounceConfig(k=3, n=5, m=10, hysteresis=1.0))
+    rule: IsoRuleConfig = Field(default_factory=IsoRuleConfig)
+    rule_debounce: DebounceConfig = Field(
+        default_factory=lambda: DebounceConfig(k=3, n=5, m=5, hysteresis=1.0)
+    )
+    commissioning: CommissioningConfig = Field(default_factory=CommissioningConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    clock: ClockConfig = Field(default_factory=ClockConfig)
+    gpio_pin: int = 5
+
+
+def load_device_config(path: Path, **overrides: object) -> DeviceConfig:
+    """Read a YAML device config; `overrides` (e.g. from CLI options) win over the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return DeviceConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {err}") from err

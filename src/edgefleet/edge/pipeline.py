@@ -1,0 +1,340 @@
+"""The device loop without the network: guards -> features -> int8 inference -> decision.
+
+`DeviceCore.process` takes a batch of windows (B, W, A) and returns one `WindowResult` per
+window, each with the events it raised. The vectorized part (guards, features, standardization,
+inference, RMS velocity) runs over the whole batch; decisions then run window by window, as the
+firmware does. `edge.device` adds the outbox, the MQTT link and the clock around it.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from edgefleet.contracts import ModelCard, SensorSpec
+from edgefleet.dsp import (
+    AXES,
+    FeatureConfig,
+    MachineConfig,
+    dequantize,
+    extract,
+    feature_names,
+    quantize,
+    reconstruction_score,
+    standardize,
+)
+from edgefleet.edge.backends import InferenceBackend, create_backend
+from edgefleet.edge.commissioning import Baseline, Commissioner
+from edgefleet.edge.config import DeviceConfig
+from edgefleet.edge.decision import Debouncer, SimulatedGpio, rms_velocity_mm_s, severity_zone
+from edgefleet.edge.drift import DriftMonitor
+from edgefleet.edge.errors import ModelLoadError
+from edgefleet.edge.guards import REASONS, InputGuard, RejectCounter
+from edgefleet.edge.model import ModelBundle
+from edgefleet.edge.telemetry import IntervalStats
+
+log = logging.getLogger(__name__)
+
+State = Literal["commissioning", "normal", "alarm", "rejected", "degraded"]
+KEY_FEATURES = 8
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event before it gets its seq and timestamp (the outbox assigns those)."""
+
+    kind: Literal["anomaly", "rule", "sensor_fault", "drift"]
+    active: bool
+    severity: Literal["info", "warning", "critical"] = "warning"
+    score: float | None = None
+    threshold: float | None = None
+    window: int | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    window: int
+    score: float | None
+    threshold: float | None
+    state: State
+    anomaly: bool
+    rejected: list[str]
+    velocity_mm_s: float | None
+    events: list[EventDraft]
+
+    def as_record(self) -> dict[str, object]:
+        return {
+            "window": self.window,
+            "score": self.score,
+            "threshold": self.threshold,
+            "state": self.state,
+            "anomaly": self.anomaly,
+            "rejected": self.rejected,
+        }
+
+
+class Scorer:
+    """Features -> standardized -> int8 -> model -> dequantized -> reconstruction score (as in dsp)."""
+
+    def __init__(self, card: ModelCard, backend: InferenceBackend) -> None:
+        if card.feature_spec is None or card.sensor is None or card.threshold is None:
+            raise ModelLoadError(
+                f"model {card.model_id} needs feature_spec, sensor and threshold in its card"
+            )
+        fs = card.feature_spec
+        self.feature_config = FeatureConfig.from_spec(
+            fs.sample_rate_hz, tuple(card.sensor.axes), tuple(fs.sets), tuple(fs.bands_hz)
+        )
+        names = feature_names(self.feature_config)
+        if names != list(fs.names):
+            raise ModelLoadError(
+                f"model card feature names {fs.names[:4]}... do not match dsp's {names[:4]}..."
+            )
+        self.names = names
+        self.backend = backend
+        assert card.input.quantization is not None and card.output.quantization is not None
+        self.in_q = card.input.quantization
+        self.out_q = card.output.quantization
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(extract(windows, self.feature_config), dtype=np.float64)
+
+    def score(self, features: np.ndarray, baseline: Baseline) -> tuple[np.ndarray, np.ndarray, float]:
+        """Return (scores (B,), standardized z (B, F), mean invoke time in microseconds)."""
+        z = standardize(features, baseline.mean, baseline.std)
+        qi = quantize(z, self.in_q.scale, self.in_q.zero_point)
+        t0 = time.perf_counter()
+        qo = self.backend.invoke_batch(qi)
+        invoke_us = (time.perf_counter() - t0) * 1e6 / max(1, len(qi))
+        y = dequantize(qo, self.out_q.scale, self.out_q.zero_point)
+        return np.asarray(reconstruction_score(z, y), dtype=np.float64), np.asarray(z), invoke_us
+
+
+class DeviceCore:
+    """The decision-making part of a device; `model=None` runs degraded (rule checks only)."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        model: ModelBundle | None,
+        *,
+        backend: InferenceBackend | None = None,
+        gpio: SimulatedGpio | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.card = model.card if model else None
+        self.scorer: Scorer | None = None
+        if model is not None:
+            card = model.card
+            self.scorer = Scorer(card, backend or create_backend(config.backend, model, config.arena_bytes))
+            assert card.feature_spec is not None and card.sensor is not None and card.threshold is not None
+            fs = card.feature_spec
+            self.sample_rate_hz = fs.sample_rate_hz
+            self.window, self.hop = fs.window, fs.hop
+            sensor = card.sensor
+            self.card_baseline = Baseline(
+                np.asarray(fs.mean), np.asarray(fs.std), card.threshold.value, commissioned=False
+            )
+            far = card.threshold.target_false_alarm_rate
+            if far is None and card.threshold.percentile is not None:
+                far = 1.0 - card.threshold.percentile / 100.0
+            self.commissioner = Commissioner(config.commissioning, self.card_baseline, far or 0.01)
+        else:  # no model: the seed's MPU6050 at 200 Hz in 128-sample windows, rule checks only
+            m = MachineConfig()
+            self.sample_rate_hz, self.window, self.hop = m.sample_rate_hz, 128, 128
+            sensor = SensorSpec(
+                axes=list(AXES),
+                units=["g"] * 3 + ["dps"] * 3,
+                range_min=[-m.accel_range_g] * 3 + [-m.gyro_range_dps] * 3,
+                range_max=[m.accel_range_g] * 3 + [m.gyro_range_dps] * 3,
+            )
+            self.card_baseline = Baseline(np.zeros(1), np.ones(1), float("inf"), commissioned=False)
+            self.commissioner = Commissioner(
+                config.commissioning.model_copy(update={"windows": 0}), self.card_baseline, 0.01
+            )
+        self.sensor = sensor
+        self.guard = InputGuard.for_sensor(sensor, self.sample_rate_hz, config.guards)
+        self.baseline = self.card_baseline
+        self.debouncer = Debouncer(config.decision)
+        self.rule_debouncer = Debouncer(config.rule_debounce)
+        self.rule_zone = "A"
+        self.fault_debouncers = {r: Debouncer(config.fault) for r in REASONS}
+        self._faults_live: set[str] = set()
+        self.drift = DriftMonitor(config.drift)
+        self.gpio = gpio or SimulatedGpio(config.gpio_pin)
+        self.rejects = RejectCounter()
+        self.stats = IntervalStats()
+        self.windows_seen = 0
+
+    @property
+    def mode(self) -> Literal["commissioning", "running", "degraded"]:
+        if self.scorer is None:
+            return "degraded"
+        return "commissioning" if self.commissioner.active else "running"
+
+    @property
+    def threshold(self) -> float | None:
+        return self.baseline.threshold if self.scorer else None
+
+    def recommission(self, windows: int | None = None) -> None:
+        if self.scorer is None:
+            log.warning("recommission ignored: no model (degraded mode)")
+            return
+        self.commissioner.restart(windows)
+        self.debouncer.reset()
+        self.drift.reset()
+        log.info("re-commissioning over %d windows", self.commissioner.config.windows)
+
+    def _baseline_score(self, features: np.ndarray, baseline: Baseline) -> np.ndarray:
+        assert self.scorer is not None
+        return self.scorer.score(features, baseline)[0]
+
+    def process(self, windows: np.ndarray, timestamps: np.ndarray | None = None) -> list[WindowResult]:
+        windows = np.asarray(windows, dtype=np.float64)
+        if windows.ndim == 2:
+            windows = windows[None]
+        # Same (B, W, A) shape, but each axis contiguous in memory: every per-axis reduction in the
+        # guards, features and rule then runs along contiguous data (about 10x faster).
+        by_axis = np.ascontiguousarray(windows.transpose(0, 2, 1))
+        windows = by_axis.transpose(0, 2, 1)
+        guard = self.guard.check(windows, timestamps)
+        ok = guard.ok
+        all_ok = bool(ok.all())
+        clean = windows if all_ok else by_axis[ok].transpose(0, 2, 1)
+        velocity = (
+            rms_velocity_mm_s(clean, self.sample_rate_hz, self.config.rule)
+            if self.config.rule.enabled and len(clean)
+            else np.zeros(0)
+        )
+        scores = z = feats = None
+        invoke_us = None
+        scoring = self.scorer is not None and len(clean) > 0 and not self.commissioner.active
+        if self.scorer is not None and len(clean):
+            feats = self.scorer.features(clean)
+            if self.commissioner.active:
+                new = self.commissioner.add(feats, self._baseline_score)
+                if new is not None:
+                    self.baseline = new
+                    self.drift.reset()
+            if scoring:
+                scores, z, invoke_us = self.scorer.score(feats, self.baseline)
+        results = []
+        j = 0
+        ok_list = ok.tolist()
+        velocity_list = velocity.tolist()
+        score_list = scores.tolist() if scores is not None else []
+        for i in range(len(windows)):
+            index = self.windows_seen
+            self.windows_seen += 1
+            events: list[EventDraft] = []
+            reasons = guard.reasons_of(i) if guard.reasons else []
+            for reason in reasons:
+                self.rejects.add(reason)
+            self._update_faults(reasons, index, events)
+            if not ok_list[i]:
+                self.stats.add(None, False, None)
+                results.append(
+                    WindowResult(index, None, self.threshold, "rejected", False, reasons, None, events)
+                )
+                continue
+            v = velocity_list[j] if velocity_list else None
+            if v is not None:
+                self._update_rule(v, index, events)
+            score = None
+            anomaly = False
+            state: State = "degraded" if self.scorer is None else "commissioning"
+            if scoring and scores is not None and z is not None:
+                score = score_list[j]
+                anomaly = score > self.baseline.threshold
+                self._update_anomaly(score, z[j], index, events)
+                state = "alarm" if self.debouncer.active else "normal"
+            self.stats.add(score, anomaly, invoke_us)
+            results.append(WindowResult(index, score, self.threshold, state, anomaly, [], v, events))
+            j += 1
+        if scoring and z is not None and len(z):
+            last = next(r for r in reversed(results) if r.score is not None)
+            self._update_drift(z, last.window, last.events)
+        self.gpio.set(self.debouncer.active or self.rule_debouncer.active, time.monotonic())
+        return results
+
+    def _update_faults(self, reasons: list[str], index: int, events: list[EventDraft]) -> None:
+        if not reasons and not self._faults_live:
+            return  # the common case: a clean window and no fault history to age
+        for reason in sorted(self._faults_live.union(reasons)):
+            debouncer = self.fault_debouncers[reason]
+            change = debouncer.update_flag(reason in reasons)
+            if debouncer.active or debouncer.recent_count():
+                self._faults_live.add(reason)
+            else:  # nothing left to remember: same as a fresh debouncer
+                debouncer.reset()
+                self._faults_live.discard(reason)
+            if change is not None:
+                events.append(
+                    EventDraft(
+                        "sensor_fault",
+                        change.active,
+                        "critical" if change.active else "info",
+                        window=index,
+                        reason=reason,
+                        message=f"sensor input {reason}" + ("" if change.active else " cleared"),
+                    )
+                )
+
+    def _update_rule(self, velocity: float, index: int, events: list[EventDraft]) -> None:
+        cfg = self.config.rule
+        zone = severity_zone(velocity, cfg.zone_limits_mm_s)
+        change = self.rule_debouncer.update_flag(zone >= cfg.alarm_zone)
+        if change is not None:
+            self.rule_zone = zone
+            events.append(
+                EventDraft(
+                    "rule",
+                    change.active,
+                    ("critical" if zone == "D" else "warning") if change.active else "info",
+                    score=velocity,
+                    threshold=cfg.zone_limits_mm_s["BCD".index(cfg.alarm_zone)],
+                    window=index,
+                    reason=f"iso10816_zone_{zone}",
+                    message=f"RMS velocity {velocity:.2f} mm/s (zone {zone})",
+                )
+            )
+
+    def _update_anomaly(self, score: float, z: np.ndarray, index: int, events: list[EventDraft]) -> None:
+        change = self.debouncer.update(score, self.baseline.threshold)
+        if change is None or self.card is None:
+            return
+        top = np.argsort(-np.abs(z))[:KEY_FEATURES]
+        assert self.scorer is not None
+        events.append(
+            EventDraft(
+                "anomaly",
+                change.active,
+                "warning" if change.active else "info",
+                score=score,
+                threshold=self.baseline.threshold,
+                window=index,
+                features={self.scorer.names[k]: round(float(z[k]), 4) for k in top},
+                message="anomaly" if change.active else "anomaly cleared",
+            )
+        )
+
+    def _update_drift(self, z: np.ndarray, index: int, events: list[EventDraft]) -> None:
+        change = self.drift.update(z)
+        if change is not None:
+            events.append(
+                EventDraft(
+                    "drift",
+                    change,
+                    "warning" if change else "info",
+                    score=self.drift.value,
+                    threshold=self.config.drift.limit,
+                    window=index,
+                    reason="standardized_mean_shift",
+                )
+            )
