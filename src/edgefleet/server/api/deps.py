@@ -1,0 +1,86 @@
+"""`Annotated` dependencies shared by the routes."""
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from edgefleet.server import security
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.models import User
+from edgefleet.server.errors import AuthError
+from edgefleet.server.services import accounts
+from edgefleet.server.services.principal import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="A session token (JWT) or an API key (efk_...)")
+
+
+def get_context(request: Request) -> ServerContext:
+    context: ServerContext = request.app.state.edgefleet
+    return context
+
+
+ContextDep = Annotated[ServerContext, Depends(get_context)]
+
+
+def get_session(context: ContextDep) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent."""
+    with context.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def principal_from_token(session: Session, context: ServerContext, token: str) -> Principal:
+    """Resolve a bearer/cookie token (JWT or API key) to a principal, or raise AuthError."""
+    if security.is_api_key(token):
+        return Principal(accounts.user_from_api_key(session, token), via="api_key")
+    claims = security.read_token(context.settings.secret_key.get_secret_value(), token)
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.org_id != claims.org_id:
+        raise AuthError("the session's user no longer exists or is disabled")
+    return Principal(user, via="session")
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    context: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    token = credentials.credentials if credentials else request.cookies.get(context.settings.cookie_name)
+    if not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "not signed in", headers={"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        return principal_from_token(session, context, token)
+    except AuthError as err:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(err), headers={"WWW-Authenticate": "Bearer"}
+        ) from err
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def _role(role: str) -> Callable[[Principal], Principal]:
+    def require(principal: CurrentUser) -> Principal:
+        principal.require(role)
+        return principal
+
+    return require
+
+
+AdminUser = Annotated[Principal, Depends(_role("admin"))]
+OwnerUser = Annotated[Principal, Depends(_role("owner"))]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]

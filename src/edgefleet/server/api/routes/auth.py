@@ -1,0 +1,98 @@
+"""Sign-up, login/logout, the current user, invites, API keys."""
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Response, status
+
+from edgefleet.server import security
+from edgefleet.server.api.deps import ClientAddress, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.models import User
+from edgefleet.server.errors import PermissionDeniedError
+from edgefleet.server.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    InviteAccept,
+    Login,
+    SignUp,
+    TokenPublic,
+    UserPublic,
+)
+from edgefleet.server.services import accounts
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _start_session(context: ServerContext, user: User, response: Response) -> TokenPublic:
+    settings = context.settings
+    token = security.issue_token(
+        settings.secret_key.get_secret_value(), user.id, user.org_id, settings.jwt_ttl_s
+    )
+    response.set_cookie(
+        settings.cookie_name,
+        token,
+        max_age=settings.jwt_ttl_s,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return TokenPublic(
+        access_token=token, expires_at=datetime.now(UTC) + timedelta(seconds=settings.jwt_ttl_s)
+    )
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+def sign_up(body: SignUp, session: SessionDep, context: ContextDep, response: Response) -> TokenPublic:
+    """Create an organization with you as its owner, and sign in."""
+    if not context.settings.allow_signup:
+        raise PermissionDeniedError("sign-up is disabled on this server; ask an owner for an invite")
+    user = accounts.sign_up(session, body.email, body.password, body.organization)
+    return _start_session(context, user, response)
+
+
+@router.post("/login")
+def login(
+    body: Login, session: SessionDep, context: ContextDep, address: ClientAddress, response: Response
+) -> TokenPublic:
+    """Sign in: sets the HttpOnly session cookie and returns the same token for scripts."""
+    user = accounts.authenticate(session, body.email, body.password, context.limiter, address)
+    return _start_session(context, user, response)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(context: ContextDep, response: Response) -> None:
+    """Remove the session cookie."""
+    response.delete_cookie(context.settings.cookie_name, path="/")
+
+
+@router.get("/me")
+def read_me(principal: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(principal.user)
+
+
+@router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
+def accept_invite(
+    body: InviteAccept, session: SessionDep, context: ContextDep, response: Response
+) -> TokenPublic:
+    """Join an organization with an invite token, and sign in."""
+    user = accounts.accept_invite(session, body.token, body.password)
+    return _start_session(context, user, response)
+
+
+@router.get("/api-keys")
+def list_api_keys(principal: CurrentUser, session: SessionDep) -> list[ApiKeyPublic]:
+    return [ApiKeyPublic.model_validate(k) for k in accounts.list_api_keys(session, principal)]
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyCreate, principal: CurrentUser, session: SessionDep) -> ApiKeyCreated:
+    """A key for scripts, with your role; the key is shown once."""
+    row, key = accounts.create_api_key(session, principal, body.name)
+    return ApiKeyCreated.model_validate({**ApiKeyPublic.model_validate(row).model_dump(), "key": key})
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_api_key(key_id: int, principal: CurrentUser, session: SessionDep) -> None:
+    accounts.revoke_api_key(session, principal, key_id)

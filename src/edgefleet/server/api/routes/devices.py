@@ -1,0 +1,108 @@
+"""Devices: list, add (-> claim token), claim (-> MQTT credentials), revoke, delete, commands."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from edgefleet.contracts import Channel, topic_for
+from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.schemas import (
+    CommandCreate,
+    CommandSent,
+    DeviceClaim,
+    DeviceCreate,
+    DeviceCreated,
+    DeviceCredentials,
+    DevicePublic,
+    TelemetryPublic,
+)
+from edgefleet.server.services import devices, queries
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@router.get("")
+def list_devices(principal: CurrentUser, session: SessionDep) -> list[DevicePublic]:
+    """All devices of your organization, with online state and last seen."""
+    return [DevicePublic.model_validate(d) for d in devices.list_devices(session, principal.org_id)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def add_device(
+    body: DeviceCreate, principal: AdminUser, session: SessionDep, context: ContextDep
+) -> DeviceCreated:
+    """Register a device; returns its one-time claim token (admin)."""
+    device, token = devices.add_device(session, principal, body, context.settings.claim_token_ttl_s)
+    public = DevicePublic.model_validate(device).model_dump()
+    return DeviceCreated.model_validate(
+        {**public, "claim_token": token, "claim_expires_at": device.claim_expires_at}
+    )
+
+
+@router.post("/claim")
+def claim_device(body: DeviceClaim, session: SessionDep, context: ContextDep) -> DeviceCredentials:
+    """Called by the device: exchange the claim token, once, for its MQTT credentials."""
+    device, secret = devices.claim_device(session, body.device_id, body.claim_token)
+    session.commit()
+    context.devices_changed()
+    return DeviceCredentials(
+        device_id=device.id, username=device.id, password=secret, broker_url=context.broker_url_for_devices
+    )
+
+
+@router.get("/{device_id}")
+def read_device(device_id: str, principal: CurrentUser, session: SessionDep) -> DevicePublic:
+    return DevicePublic.model_validate(devices.get_device(session, principal.org_id, device_id))
+
+
+@router.post("/{device_id}/revoke")
+def revoke_device(
+    device_id: str, principal: AdminUser, session: SessionDep, context: ContextDep
+) -> DevicePublic:
+    """Withdraw the device's credentials; the broker refuses it from now on (admin)."""
+    device = devices.revoke_device(session, principal, device_id)
+    session.commit()
+    context.devices_changed()
+    return DevicePublic.model_validate(device)
+
+
+@router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_device(
+    device_id: str,
+    principal: AdminUser,
+    session: SessionDep,
+    context: ContextDep,
+    keep_data: Annotated[bool, Query(description="keep its events, telemetry and alarms")] = True,
+) -> None:
+    devices.delete_device(session, principal, device_id, keep_data)
+    session.commit()
+    context.devices_changed()
+
+
+@router.post("/{device_id}/commands", status_code=status.HTTP_202_ACCEPTED)
+def send_command(
+    device_id: str, body: CommandCreate, principal: AdminUser, session: SessionDep, context: ContextDep
+) -> CommandSent:
+    """Publish a command on the device's `cmd` topic (QoS 1) (admin)."""
+    command = devices.build_command(session, principal, device_id, body)
+    if context.publish_command is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no MQTT connection on this server")
+    context.publish_command(command)
+    return CommandSent(command_id=command.command_id, topic=topic_for(device_id, Channel.CMD))
+
+
+@router.get("/{device_id}/telemetry")
+def list_device_telemetry(
+    device_id: str,
+    *,
+    principal: CurrentUser,
+    session: SessionDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[TelemetryPublic]:
+    """Raw telemetry of one device, newest first."""
+    devices.get_device(session, principal.org_id, device_id)
+    rows = queries.list_telemetry(session, principal.org_id, device_id, since=since, until=until, limit=limit)
+    return [TelemetryPublic.model_validate(r) for r in rows]

@@ -1,0 +1,38 @@
+"""Everything one server instance holds: settings, database, hub, metrics, MQTT parts."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgefleet.contracts import Command
+from edgefleet.server.hub import Hub
+from edgefleet.server.metrics import Metrics
+from edgefleet.server.ratelimit import LoginRateLimiter
+from edgefleet.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerContext:
+    settings: ServerSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    limiter: LoginRateLimiter
+    hub: Hub
+    metrics: Metrics
+    publish_command: Callable[[Command], None] | None = None
+    """Set when an MQTT connection exists; routes answer 503 otherwise."""
+    broker_url_for_devices: str | None = None
+    device_listeners: list[Callable[[], None]] = field(default_factory=list)
+    """Called after device credentials change (claim, revoke, delete): broker sync, caches."""
+
+    def devices_changed(self) -> None:
+        for listener in self.device_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("device change listener %r failed", listener)

@@ -1,0 +1,378 @@
+"""The database side of ingest: one transaction per batch, idempotent on (device_id, seq)."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgefleet.contracts import ContractError, Event, OtaState, Status, Telemetry, decode_topic
+from edgefleet.server.db.models import Device, EventRow, TelemetryHourly, TelemetryRow
+from edgefleet.server.ingest import pg_bulk
+from edgefleet.server.services.alarms import AlarmChange, AlarmTracker, IncomingEvent
+
+log = logging.getLogger(__name__)
+DEVICE_CACHE_TTL_S = 30.0
+_EVENTS = cast(Table, EventRow.__table__)
+_DEVICES = cast(Table, Device.__table__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as taken from the broker."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 0
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class WriteResult:
+    accepted: dict[str, int] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    latencies_s: list[float] = field(default_factory=list)
+    notifications: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    """(org_id, type, data) to publish on the hub after commit."""
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class _DeviceInfo:
+    org_id: int
+    revoked: bool
+    loaded: float
+
+
+class IngestStore:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        alarm_cooldown_s: float = 600.0,
+        on_reject: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._cooldown = alarm_cooldown_s
+        self._devices: dict[str, _DeviceInfo | None] = {}
+        self._device_loaded: dict[str, float] = {}
+        self._on_reject = on_reject
+        dialect = sessions.kw["bind"].dialect.name
+        self._postgres = dialect == "postgresql"
+        self._insert: Callable[[Any], Any] = sqlite.insert if dialect == "sqlite" else postgresql.insert
+
+    def invalidate_devices(self) -> None:
+        self._devices.clear()
+        self._device_loaded.clear()
+
+    def _device(self, session: Session, device_id: str) -> _DeviceInfo | None:
+        now = time.monotonic()
+        if device_id in self._devices and now - self._device_loaded[device_id] < DEVICE_CACHE_TTL_S:
+            return self._devices[device_id]
+        row = session.execute(select(Device.org_id, Device.revoked_at).where(Device.id == device_id)).first()
+        info = _DeviceInfo(row.org_id, row.revoked_at is not None, now) if row else None
+        self._devices[device_id] = info
+        self._device_loaded[device_id] = now
+        return info
+
+    def _rejected(self, result: WriteResult, reason: str, topic: str, detail: str) -> None:
+        result.reject(reason)
+        if self._on_reject:
+            self._on_reject(reason, topic, detail)
+
+    def write(self, batch: list[Received]) -> WriteResult:
+        """Validate and store a batch in one transaction; raises only on database errors."""
+        result = WriteResult()
+        with self._sessions() as session, session.begin():
+            events: list[dict[str, Any]] = []
+            telemetry: list[dict[str, Any]] = []
+            statuses: list[tuple[int, Status | OtaState]] = []
+            seen: dict[str, datetime] = {}
+            for item in batch:
+                try:
+                    address, message = decode_topic(item.topic, item.payload)
+                except ContractError as err:
+                    self._rejected(result, err.reason, item.topic, str(err))
+                    continue
+                device = self._device(session, address.device_id)
+                if device is None or device.revoked:
+                    reason = "unknown_device" if device is None else "revoked_device"
+                    self._rejected(result, reason, item.topic, f"device {address.device_id!r}")
+                    continue
+                seen[address.device_id] = item.received_at
+                channel = address.channel.value
+                result.accepted[channel] = result.accepted.get(channel, 0) + 1
+                result.latencies_s.append(max(0.0, (item.received_at - message.ts).total_seconds()))
+                if isinstance(message, Event):
+                    events.append(_event_row(device.org_id, message, item.received_at))
+                elif isinstance(message, Telemetry):
+                    telemetry.append(_telemetry_row(device.org_id, message, item.received_at))
+                elif isinstance(message, Status | OtaState):
+                    statuses.append((device.org_id, message))
+                else:  # a command echoed on a device topic: not ours to store
+                    self._rejected(result, "wrong_direction", item.topic, "server -> device channel")
+            if events:
+                self._store_events(session, events, result)
+            if telemetry:
+                self._store_telemetry(session, telemetry, result)
+            self._store_statuses(session, statuses, seen, result)
+        return result
+
+    def _store_events(self, session: Session, rows: list[dict[str, Any]], result: WriteResult) -> None:
+        received = len(rows)
+        rows = _unique(rows)
+        inserted = {(r.device_id, r.seq): r.id for r in self._insert_many(session, EventRow, rows)}
+        result.stored["event"] = len(inserted)
+        result.duplicates += received - len(inserted)
+        tracker = AlarmTracker(session, self._cooldown)
+        links: list[dict[str, int]] = []
+        changes: list[AlarmChange] = []
+        for row in rows:
+            event_id = inserted.get((row["device_id"], row["seq"]))
+            if event_id is None:
+                continue
+            incoming = IncomingEvent(
+                row["org_id"], row["device_id"], row["kind"], row["active"], row["severity"], row["ts"]
+            )
+            alarm_id, change = tracker.apply(incoming)
+            if alarm_id is not None:
+                links.append({"event_id": event_id, "alarm": alarm_id})
+                row["alarm_id"] = alarm_id
+            if change is not None:
+                changes.append(change)
+            result.notifications.append((row["org_id"], "event", _event_json(event_id, row)))
+        if links:
+            statement = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+            session.connection().execute(statement.values(alarm_id=bindparam("alarm")), links)
+        session.flush()
+        latest: dict[int, AlarmChange] = {}  # one notification per alarm per batch; "opened" wins
+        for change in changes:
+            if change.alarm.id not in latest or change.change == "opened":
+                latest[change.alarm.id] = change
+        for change in latest.values():
+            data = {"change": change.change, "notify": change.notify, **_alarm_json(change)}
+            result.notifications.append((change.alarm.org_id, "alarm", data))
+
+    def _insert_many(
+        self, session: Session, table: type[EventRow | TelemetryRow], rows: list[dict[str, Any]]
+    ) -> Any:
+        """INSERT .. ON CONFLICT DO NOTHING RETURNING as one cached statement executed for many rows
+        (SQLAlchemy batches it into multi-row VALUES: "insertmanyvalues")."""
+        core = cast(Table, table.__table__)
+        if self._postgres:
+            return pg_bulk.insert_new(session.connection(), core, rows)
+        statement = self._insert(core).on_conflict_do_nothing(index_elements=["device_id", "seq"])
+        returning = statement.returning(core.c.id, core.c.device_id, core.c.seq)
+        return session.connection().execute(returning, rows).all()
+
+    def _store_telemetry(self, session: Session, rows: list[dict[str, Any]], result: WriteResult) -> None:
+        received = len(rows)
+        rows = _unique(rows)
+        inserted = {(r.device_id, r.seq) for r in self._insert_many(session, TelemetryRow, rows)}
+        result.stored["telemetry"] = len(inserted)
+        result.duplicates += received - len(inserted)
+        hours: dict[tuple[str, datetime], dict[str, Any]] = {}
+        for row in rows:
+            if (row["device_id"], row["seq"]) not in inserted:
+                continue
+            hour = row["ts"].replace(minute=0, second=0, microsecond=0)
+            acc = hours.setdefault(
+                (row["device_id"], hour),
+                {
+                    "device_id": row["device_id"],
+                    "hour": hour,
+                    "org_id": row["org_id"],
+                    "samples": 0,
+                    "windows": 0,
+                    "anomalous_windows": 0.0,
+                    "score_max": None,
+                    "inference_us_sum": 0.0,
+                    "inference_samples": 0,
+                    "detections_per_hour_max": None,
+                },
+            )
+            acc["samples"] += 1
+            acc["windows"] += row["windows"]
+            acc["anomalous_windows"] += (row["anomaly_rate"] or 0.0) * row["windows"]
+            acc["score_max"] = _max(acc["score_max"], row["score_max"])
+            if row["inference_us"] is not None:
+                acc["inference_us_sum"] += row["inference_us"]
+                acc["inference_samples"] += 1
+            acc["detections_per_hour_max"] = _max(acc["detections_per_hour_max"], row["detections_per_hour"])
+        for acc in hours.values():
+            self._upsert_rollup(session, acc)
+
+    def _upsert_rollup(self, session: Session, acc: dict[str, Any]) -> None:
+        statement = self._insert(TelemetryHourly).values(acc)
+        table = TelemetryHourly.__table__
+        statement = statement.on_conflict_do_update(
+            index_elements=["device_id", "hour"],
+            set_={
+                "samples": table.c.samples + statement.excluded.samples,
+                "windows": table.c.windows + statement.excluded.windows,
+                "anomalous_windows": table.c.anomalous_windows + statement.excluded.anomalous_windows,
+                "inference_us_sum": table.c.inference_us_sum + statement.excluded.inference_us_sum,
+                "inference_samples": table.c.inference_samples + statement.excluded.inference_samples,
+            },
+        )
+        session.execute(statement)
+        if acc["score_max"] is not None or acc["detections_per_hour_max"] is not None:
+            row = session.get(TelemetryHourly, (acc["device_id"], acc["hour"]))
+            if row is not None:
+                row.score_max = _max(row.score_max, acc["score_max"])
+                row.detections_per_hour_max = _max(
+                    row.detections_per_hour_max, acc["detections_per_hour_max"]
+                )
+
+    def _store_statuses(
+        self,
+        session: Session,
+        statuses: list[tuple[int, Status | OtaState]],
+        seen: dict[str, datetime],
+        result: WriteResult,
+    ) -> None:
+        """Apply status/OTA messages in arrival order, and refresh `last_seen` of every sender."""
+        for org_id, message in statuses:
+            device = session.get(Device, message.device_id)
+            if device is None:
+                continue
+            if isinstance(message, Status):
+                was_online = device.online
+                device.online = message.state == "online"
+                device.mode = message.mode or device.mode
+                device.firmware_version = message.firmware_version
+                device.model_id = message.model_id or device.model_id
+                device.model_version = message.model_version or device.model_version
+                if was_online != device.online:
+                    result.notifications.append(
+                        (
+                            org_id,
+                            "device",
+                            {"device_id": device.id, "online": device.online, "mode": device.mode},
+                        )
+                    )
+            else:
+                device.ota_state = message.state
+                if message.state == "UPDATED" and message.model_version:
+                    device.model_id = message.model_id or device.model_id
+                    device.model_version = message.model_version
+                result.notifications.append(
+                    (org_id, "device", {"device_id": device.id, "ota_state": message.state})
+                )
+        if seen:
+            session.connection().execute(
+                update(_DEVICES)
+                .where(_DEVICES.c.id == bindparam("device"))
+                .values(last_seen=bindparam("seen")),
+                [{"device": d, "seen": t} for d, t in seen.items()],
+            )
+
+
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop repeats inside one batch (a multi-row insert cannot conflict with itself on PostgreSQL)."""
+    return list({(r["device_id"], r["seq"]): r for r in reversed(rows)}.values())[::-1]
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def _event_row(org_id: int, event: Event, received_at: datetime) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if event.window is not None:
+        data["window"] = event.window
+    if event.features:
+        data["features"] = dict(event.features)
+    if event.thumbnail_jpeg:
+        data["thumbnail_jpeg"] = event.thumbnail_jpeg
+    return {
+        "org_id": org_id,
+        "device_id": event.device_id,
+        "seq": event.seq,
+        "ts": event.ts,
+        "received_at": received_at,
+        "kind": event.kind,
+        "active": event.active,
+        "severity": event.severity,
+        "score": event.score,
+        "threshold": event.threshold,
+        "model_id": event.model_id,
+        "model_version": event.model_version,
+        "reason": event.reason,
+        "message": event.message,
+        "person_count": event.person_count,
+        "data": data,
+        "alarm_id": None,
+    }
+
+
+def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> dict[str, Any]:
+    data = message.model_dump(
+        mode="json",
+        include={
+            "rejected",
+            "outbox_dropped",
+            "arena_bytes",
+            "firmware_version",
+            "model_id",
+            "model_version",
+        },
+        exclude_none=True,
+    )
+    return {
+        "org_id": org_id,
+        "device_id": message.device_id,
+        "seq": message.seq,
+        "ts": message.ts,
+        "received_at": received_at,
+        "mode": message.mode,
+        "uptime_s": message.uptime_s,
+        "interval_s": message.interval_s,
+        "windows": message.windows,
+        "anomaly_rate": message.anomaly_rate,
+        "score_p50": message.score_p50,
+        "score_p95": message.score_p95,
+        "score_max": message.score_max,
+        "inference_us": message.inference_us,
+        "detections_per_hour": message.detections_per_hour,
+        "drift": message.drift,
+        "outbox_depth": message.outbox_depth,
+        "data": data,
+    }
+
+
+def _event_json(event_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("device_id", "seq", "kind", "active", "severity", "score", "threshold", "reason", "message")
+    out: dict[str, Any] = {"id": event_id, **{k: row[k] for k in keys}}
+    out.update(
+        ts=row["ts"].isoformat(),
+        received_at=row["received_at"].isoformat(),
+        model_version=row["model_version"],
+        person_count=row["person_count"],
+        alarm_id=row["alarm_id"],
+    )
+    return out
+
+
+def _alarm_json(change: AlarmChange) -> dict[str, Any]:
+    alarm = change.alarm
+    return {
+        "id": alarm.id,
+        "device_id": alarm.device_id,
+        "kind": alarm.kind,
+        "severity": alarm.severity,
+        "event_count": alarm.event_count,
+        "opened_at": alarm.opened_at.isoformat(),
+        "last_event_at": alarm.last_event_at.isoformat(),
+    }

@@ -1,0 +1,240 @@
+"""The ingest worker: a paho MQTT 5 client feeding a batch writer thread.
+
+Messages are acknowledged to the broker (PUBACK, manual ack) only after their batch is committed,
+and the session is persistent (clean_start False, long session expiry, QoS 1): a server that stops
+or crashes gets every unacknowledged message again when it reconnects.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgefleet.contracts import (
+    DEVICE_CHANNELS,
+    Channel,
+    Command,
+    Message,
+    encode,
+    fleet_subscription,
+    shared_subscription,
+    topic_for,
+)
+from edgefleet.server.errors import BrokerError
+from edgefleet.server.ingest.mqtt import BrokerAddress, make_client
+from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
+from edgefleet.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 10_000
+LOG_EVERY_S = 10.0
+
+
+class RateLimitedLog:
+    """Logs the first reject of each reason, then at most one summary per reason every `every_s`."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
+        self._every = every_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, reason: str, topic: str, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(reason, -self._every) >= self._every:
+            more = self._suppressed.pop(reason, 0)
+            suffix = f" ({more} more since the last report)" if more else ""
+            log.warning("rejected message on %s (%s): %s%s", topic, reason, detail[:300], suffix)
+            self._last[reason] = now
+        else:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        store: IngestStore,
+        address: BrokerAddress,
+        *,
+        client_id: str,
+        username: str | None,
+        password: str | None,
+        group: str | None,
+        metrics: Metrics,
+        publish: Callable[[int, str, dict[str, Any]], None] | None = None,
+        batch_size: int = 500,
+        flush_ms: float = 2.0,
+        queue_max: int = 20_000,
+        ca_file: str | None = None,
+        mqtt5: bool = True,
+        ack_after_commit: bool = True,
+    ) -> None:
+        """`ack_after_commit`: PUBACK only once stored (external brokers). The embedded broker dies with
+        this process, so holding its messages unacknowledged protects nothing; there paho acks on receipt."""
+        self._store = store
+        self._address = address
+        self._group = group
+        self._metrics = metrics
+        self._publish = publish
+        self._batch_size = batch_size
+        self._flush_s = flush_ms / 1000
+        self._queue: queue.Queue[Received | None] = queue.Queue(queue_max)
+        self._client = make_client(
+            client_id,
+            address,
+            username=username,
+            password=password,
+            ca_file=ca_file,
+            manual_ack=ack_after_commit,
+            mqtt5=mqtt5,
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+        self._connected = threading.Event()
+        self._mqtt5 = mqtt5
+        self._ack_after_commit = ack_after_commit
+        self._writer: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect (persistent session), subscribe and start writing; raises BrokerError on failure."""
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._writer.start()
+        try:
+            if self._mqtt5:
+                self._client.connect(
+                    self._address.host, self._address.port, clean_start=False, properties=properties
+                )
+            else:
+                self._client.connect(self._address.host, self._address.port)
+        except OSError as err:
+            self.stop()
+            raise BrokerError(f"cannot reach the MQTT broker at {self._address.url}: {err}") from err
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            self.stop()
+            raise BrokerError(f"the MQTT broker at {self._address.url} did not accept the ingest client")
+
+    def stop(self) -> None:
+        """Write what was received, acknowledge it, and disconnect."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+            self._writer = None
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish_command(self, command: Command) -> None:
+        self.publish_message(topic_for(command.device_id, Channel.CMD), command)
+
+    def publish_message(self, topic: str, message: Message) -> None:
+        info = self._client.publish(topic, encode(message), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BrokerError(f"publishing to {topic} failed: {mqtt.error_string(info.rc)}")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # --- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Properties | None
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker refused the ingest client: %s", reason)
+            return
+        filters = [fleet_subscription(channel) for channel in DEVICE_CHANNELS]
+        if self._group:
+            filters = [shared_subscription(self._group, f) for f in filters]
+        client.subscribe([(f, 1) for f in filters])
+        log.info(
+            "ingest connected to %s (session present: %s), subscribed to %s",
+            self._address.url,
+            flags.session_present,
+            ", ".join(filters),
+        )
+        self._connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._connected.clear()
+        if reason.is_failure:
+            log.warning("ingest lost the MQTT broker (%s); paho reconnects", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        # Blocks when the writer falls behind: backpressure to the broker, which holds the rest.
+        self._queue.put(Received(message.topic, bytes(message.payload), message.mid, message.qos))
+
+    # --- writer thread -------------------------------------------------------------------------
+    def _next_batch(self) -> tuple[list[Received], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        # Take what is queued; linger only briefly. The broker sends at most its in-flight window
+        # (Mosquitto `max_inflight_messages`, default 20) before we acknowledge, so waiting long
+        # for a full batch would only stall the stream.
+        batch = [first]
+        deadline = time.monotonic() + self._flush_s
+        while len(batch) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._next_batch()
+            if not batch:
+                continue
+            self._metrics.queue_depth.set(self._queue.qsize())
+            while True:
+                try:
+                    started = time.perf_counter()
+                    result = self._store.write(batch)
+                    self._metrics.batch_seconds.observe(time.perf_counter() - started)
+                    break
+                except Exception:  # a database outage: keep the batch, retry, never ack unwritten
+                    log.exception("writing an ingest batch of %d failed; retrying in 1 s", len(batch))
+                    time.sleep(1.0)
+            for item in batch:
+                if item.qos > 0 and self._ack_after_commit:
+                    self._client.ack(item.mid, item.qos)
+            self._account(result)
+
+    def _account(self, result: WriteResult) -> None:
+        for channel, count in result.accepted.items():
+            self._metrics.ingested.labels(channel).inc(count)
+        for channel, count in result.stored.items():
+            self._metrics.stored.labels(channel).inc(count)
+        for reason, count in result.rejected.items():
+            self._metrics.rejected.labels(reason).inc(count)
+        if result.duplicates:
+            self._metrics.duplicates.inc(result.duplicates)
+        for latency in result.latencies_s:
+            self._metrics.latency.observe(latency)
+        if self._publish is not None:
+            for org_id, type_, data in result.notifications:
+                self._publish(org_id, type_, data)

@@ -1,0 +1,92 @@
+"""Keep an external Mosquitto's password and ACL files in step with the device table.
+
+The server writes both files (atomically) and sends SIGHUP to Mosquitto (pid from
+`mosquitto_pid_file`) so it re-reads them. Device password hashes are stored in Mosquitto's own
+`$7$` (PBKDF2-SHA512) form, so the server never needs the secrets themselves.
+"""
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgefleet.contracts import TOPIC_PREFIX
+from edgefleet.server import security
+from edgefleet.server.db.models import Device
+from edgefleet.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+def acl_text(ingest_username: str) -> str:
+    """The ingest client reads device channels and writes commands; `%u` (a device) only its own topics."""
+    return "\n".join(
+        [
+            f"user {ingest_username}",
+            f"topic read {TOPIC_PREFIX}/+/status",
+            f"topic read {TOPIC_PREFIX}/+/event",
+            f"topic read {TOPIC_PREFIX}/+/telemetry",
+            f"topic read {TOPIC_PREFIX}/+/ota/state",
+            f"topic write {TOPIC_PREFIX}/+/cmd",
+            f"topic write {TOPIC_PREFIX}/+/ota/cmd",
+            "",
+            f"pattern write {TOPIC_PREFIX}/%u/status",
+            f"pattern write {TOPIC_PREFIX}/%u/event",
+            f"pattern write {TOPIC_PREFIX}/%u/telemetry",
+            f"pattern write {TOPIC_PREFIX}/%u/ota/state",
+            f"pattern read {TOPIC_PREFIX}/%u/cmd",
+            f"pattern read {TOPIC_PREFIX}/%u/ota/cmd",
+            "",
+        ]
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+class MosquittoSync:
+    def __init__(self, sessions: sessionmaker[Session], settings: ServerSettings) -> None:
+        assert settings.mosquitto_password_file
+        self._sessions = sessions
+        self._settings = settings
+        self._password_file = Path(settings.mosquitto_password_file)
+        self._acl_file = Path(settings.mosquitto_acl_file) if settings.mosquitto_acl_file else None
+        self._ingest_hash = security.hash_device_secret(settings.ingest_password.get_secret_value())
+        self._lock = threading.Lock()
+
+    def password_text(self) -> str:
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Device.id, Device.secret_hash)
+                .where(Device.secret_hash.is_not(None), Device.revoked_at.is_(None))
+                .order_by(Device.id)
+            ).all()
+        lines = [f"{self._settings.ingest_username}:{self._ingest_hash}"]
+        lines += [f"{device_id}:{secret_hash}" for device_id, secret_hash in rows]
+        return "\n".join(lines) + "\n"
+
+    def sync(self) -> None:
+        """Rewrite the files and ask Mosquitto to reload them."""
+        with self._lock:
+            _write_atomic(self._password_file, self.password_text())
+            if self._acl_file:
+                _write_atomic(self._acl_file, acl_text(self._settings.ingest_username))
+            self._reload()
+
+    def _reload(self) -> None:
+        pid_file = self._settings.mosquitto_pid_file
+        if not pid_file:
+            return
+        try:
+            pid = int(Path(pid_file).read_text(encoding="utf-8").strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as err:
+            log.error("cannot signal Mosquitto to reload (pid file %s): %s", pid_file, err)

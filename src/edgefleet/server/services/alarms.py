@@ -1,0 +1,162 @@
+"""Alarms: one open alarm per device and kind; events attach; ack/clear by users or automatically."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgefleet.contracts import utc_now
+from edgefleet.server.db.models import Alarm, Device
+from edgefleet.server.errors import ConflictError, NotFoundError
+from edgefleet.server.services import audit
+from edgefleet.server.services.principal import Principal
+
+ALARM_KINDS = frozenset({"anomaly", "rule", "sensor_fault"})
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+AlarmState = Literal["open", "acknowledged", "cleared"]
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    org_id: int
+    device_id: str
+    kind: str
+    active: bool
+    severity: str
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    alarm: Alarm
+    change: Literal["opened", "updated", "cleared"]
+    notify: bool = False
+    """False while the device's notification cooldown runs (the alarm still opens)."""
+
+
+class AlarmTracker:
+    """Applies ingested events to alarms inside one ingest transaction."""
+
+    def __init__(self, session: Session, cooldown_s: float) -> None:
+        self._session = session
+        self._cooldown = timedelta(seconds=cooldown_s)
+        self._open: dict[tuple[str, str], Alarm | None] = {}
+
+    def _find_open(self, device_id: str, kind: str) -> Alarm | None:
+        key = (device_id, kind)
+        if key not in self._open:
+            self._open[key] = self._session.scalar(
+                select(Alarm).where(
+                    Alarm.device_id == device_id, Alarm.kind == kind, Alarm.cleared_at.is_(None)
+                )
+            )
+        return self._open[key]
+
+    def apply(self, event: IncomingEvent) -> tuple[int | None, AlarmChange | None]:
+        """Attach one newly stored event to its alarm; returns (alarm id, change to announce)."""
+        if event.kind not in ALARM_KINDS:
+            return None, None
+        alarm = self._find_open(event.device_id, event.kind)
+        if not event.active:
+            if alarm is None:
+                return None, None
+            alarm.normal_since = alarm.normal_since or event.ts
+            return alarm.id, None
+        if alarm is not None:
+            alarm.event_count += 1
+            alarm.last_event_at = max(alarm.last_event_at, event.ts)
+            alarm.normal_since = None
+            if _SEVERITY_RANK.get(event.severity, 1) > _SEVERITY_RANK.get(alarm.severity, 1):
+                alarm.severity = event.severity
+            return alarm.id, AlarmChange(alarm, "updated")
+        alarm = Alarm(
+            org_id=event.org_id,
+            device_id=event.device_id,
+            kind=event.kind,
+            severity=event.severity,
+            opened_at=event.ts,
+            last_event_at=event.ts,
+            event_count=1,
+        )
+        self._session.add(alarm)
+        self._session.flush()
+        self._open[(event.device_id, event.kind)] = alarm
+        return alarm.id, AlarmChange(alarm, "opened", notify=self._may_notify(event.device_id))
+
+    def _may_notify(self, device_id: str) -> bool:
+        device = self._session.get(Device, device_id)
+        if device is None:
+            return False
+        now = utc_now()
+        if device.last_notified_at is not None and now - device.last_notified_at < self._cooldown:
+            return False
+        device.last_notified_at = now
+        return True
+
+
+def auto_clear(session: Session, clear_after_s: float, now: datetime | None = None) -> list[Alarm]:
+    """Clear alarms whose device has reported normal for `clear_after_s`."""
+    cutoff = (now or utc_now()) - timedelta(seconds=clear_after_s)
+    alarms = list(
+        session.scalars(select(Alarm).where(Alarm.cleared_at.is_(None), Alarm.normal_since <= cutoff))
+    )
+    for alarm in alarms:
+        alarm.cleared_at = now or utc_now()
+        alarm.clear_reason = "auto"
+        audit.record(
+            session, alarm.org_id, None, "alarm.auto_clear", "alarm", alarm.id, device_id=alarm.device_id
+        )
+    return alarms
+
+
+def state_of(alarm: Alarm) -> AlarmState:
+    if alarm.cleared_at is not None:
+        return "cleared"
+    return "acknowledged" if alarm.acked_at is not None else "open"
+
+
+def list_alarms(
+    session: Session, org_id: int, state: AlarmState | None, device_id: str | None, limit: int
+) -> list[Alarm]:
+    query = select(Alarm).where(Alarm.org_id == org_id)
+    if device_id:
+        query = query.where(Alarm.device_id == device_id)
+    if state == "cleared":
+        query = query.where(Alarm.cleared_at.is_not(None))
+    elif state == "open":
+        query = query.where(Alarm.cleared_at.is_(None), Alarm.acked_at.is_(None))
+    elif state == "acknowledged":
+        query = query.where(Alarm.cleared_at.is_(None), Alarm.acked_at.is_not(None))
+    return list(session.scalars(query.order_by(Alarm.id.desc()).limit(limit)))
+
+
+def _get(session: Session, principal: Principal, alarm_id: int) -> Alarm:
+    alarm = session.get(Alarm, alarm_id)
+    if alarm is None or alarm.org_id != principal.org_id:
+        raise NotFoundError(f"no alarm {alarm_id}")
+    return alarm
+
+
+def acknowledge(session: Session, principal: Principal, alarm_id: int) -> Alarm:
+    principal.require("admin")
+    alarm = _get(session, principal, alarm_id)
+    if alarm.cleared_at is not None:
+        raise ConflictError(f"alarm {alarm_id} is cleared already")
+    if alarm.acked_at is None:
+        alarm.acked_at = utc_now()
+        alarm.acked_by = principal.user.id
+        audit.record(session, principal.org_id, principal.user.id, "alarm.ack", "alarm", alarm.id)
+    return alarm
+
+
+def clear(session: Session, principal: Principal, alarm_id: int) -> Alarm:
+    principal.require("admin")
+    alarm = _get(session, principal, alarm_id)
+    if alarm.cleared_at is None:
+        alarm.cleared_at = utc_now()
+        alarm.cleared_by = principal.user.id
+        alarm.clear_reason = "user"
+        audit.record(session, principal.org_id, principal.user.id, "alarm.clear", "alarm", alarm.id)
+    return alarm
