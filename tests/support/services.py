@@ -4,6 +4,7 @@ Availability checks back the `needs(...)` marker: a missing service skips the te
 reason, except under CI, where it fails instead.
 """
 
+import getpass
 import os
 import shutil
 import signal
@@ -123,6 +124,9 @@ class MosquittoBroker:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
+            # Started as root, mosquitto drops to user `mosquitto`, which cannot write persistence
+            # into the test's 0700 directory; run as ourselves so sessions survive a restart.
+            f"user {getpass.getuser()}",
         ]
         self.config_path.write_text("\n".join(base) + "\n" + self.extra_config + "\n", encoding="utf-8")
 

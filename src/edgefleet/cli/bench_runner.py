@@ -9,6 +9,7 @@ import ast
 import importlib.util
 import os
 import platform
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def list_benchmarks(directory: Path | None = None) -> dict[str, BenchmarkInfo]:
 
 
 def _load(info: BenchmarkInfo) -> ModuleType:
+    # Benchmarks share helpers as sibling modules (`bench/_*.py`), imported by plain name.
+    if str(info.path.parent) not in sys.path:
+        sys.path.insert(0, str(info.path.parent))
     spec = importlib.util.spec_from_file_location(f"edgefleet_bench_{info.path.stem}", info.path)
     if spec is None or spec.loader is None:
         raise BenchmarkError(f"cannot load {info.path}")

@@ -7,7 +7,18 @@ from rich.logging import RichHandler
 from edgefleet.cli.console import err_console
 
 # Libraries that are chatty at INFO.
-_QUIET = ("absl", "tensorflow", "h5py", "matplotlib", "PIL", "urllib3", "asyncio", "amqtt", "transitions")
+_QUIET = (
+    "absl",
+    "tensorflow",
+    "h5py",
+    "matplotlib",
+    "PIL",
+    "urllib3",
+    "asyncio",
+    "amqtt",
+    "transitions",
+    "alembic",
+)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -3,6 +3,7 @@
 from edgefleet.contracts.base import (
     DEVICE_KINDS,
     MAX_PAYLOAD_BYTES,
+    MAX_THUMBNAIL_B64_CHARS,
     SCHEMA_VERSION,
     DeviceKind,
     VersionedMessage,
@@ -76,6 +77,7 @@ __all__ = [
     "DEVICE_KINDS",
     "EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
+    "MAX_THUMBNAIL_B64_CHARS",
     "MESSAGE_TYPES",
     "OTA_STATES",
     "SCHEMA_VERSION",
