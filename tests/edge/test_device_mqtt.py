@@ -102,7 +102,7 @@ def test_messages_validate_against_the_contract_and_status_is_retained(
     assert len(seqs) == len(set(seqs))
 
 
-def _outage(
+def _assert_outage_loses_nothing(
     *,
     mosquitto: MosquittoBroker,
     collector: Collector,
@@ -141,30 +141,25 @@ def _outage(
     assert collector.invalid == []
 
 
+@pytest.mark.parametrize(
+    ("outage_s", "speed"),
+    [pytest.param(3.0, 20.0, id="3s"), pytest.param(30.0, 4.0, id="30s", marks=pytest.mark.slow)],
+)
 def test_broker_outage_every_event_arrives_exactly_once_in_order(
-    mosquitto: MosquittoBroker, collector: Collector, model_dir: Path, tmp_path: Path
+    mosquitto: MosquittoBroker,
+    collector: Collector,
+    model_dir: Path,
+    tmp_path: Path,
+    outage_s: float,
+    speed: float,
 ) -> None:
-    _outage(
+    _assert_outage_loses_nothing(
         mosquitto=mosquitto,
         collector=collector,
         model_dir=model_dir,
         tmp_path=tmp_path,
-        outage_s=3.0,
-        speed=20.0,
-    )
-
-
-@pytest.mark.slow
-def test_a_real_30_second_outage(
-    mosquitto: MosquittoBroker, collector: Collector, model_dir: Path, tmp_path: Path
-) -> None:
-    _outage(
-        mosquitto=mosquitto,
-        collector=collector,
-        model_dir=model_dir,
-        tmp_path=tmp_path,
-        outage_s=30.0,
-        speed=4.0,
+        outage_s=outage_s,
+        speed=speed,
     )
 
 
