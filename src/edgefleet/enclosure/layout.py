@@ -65,15 +65,7 @@ class Layout:
 
 
 def _envelope(profile: Profile, flipped: bool) -> Box:
-    boxes = [p.box for p in local_boxes(profile, flipped)]
-    return Box(
-        min(b.x0 for b in boxes),
-        min(b.y0 for b in boxes),
-        min(b.z0 for b in boxes),
-        max(b.x1 for b in boxes),
-        max(b.y1 for b in boxes),
-        max(b.z1 for b in boxes),
-    )
+    return Box.enclosing(p.box for p in local_boxes(profile, flipped))
 
 
 def _lens_down(profile: Profile) -> bool:

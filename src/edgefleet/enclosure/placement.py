@@ -69,15 +69,7 @@ class Mounted:
 
     @property
     def envelope(self) -> Box:
-        boxes = [p.box for p in self.placed]
-        return Box(
-            min(b.x0 for b in boxes),
-            min(b.y0 for b in boxes),
-            min(b.z0 for b in boxes),
-            max(b.x1 for b in boxes),
-            max(b.y1 for b in boxes),
-            max(b.z1 for b in boxes),
-        )
+        return Box.enclosing(p.box for p in self.placed)
 
     @property
     def holes(self) -> list[tuple[float, float, float]]:

@@ -36,6 +36,19 @@ class Box:
     def size(self) -> tuple[float, float, float]:
         return (self.x1 - self.x0, self.y1 - self.y0, self.z1 - self.z0)
 
+    @staticmethod
+    def enclosing(boxes: Iterable[Box]) -> Box:
+        """The smallest box that holds all of `boxes`."""
+        boxes = list(boxes)
+        return Box(
+            min(b.x0 for b in boxes),
+            min(b.y0 for b in boxes),
+            min(b.z0 for b in boxes),
+            max(b.x1 for b in boxes),
+            max(b.y1 for b in boxes),
+            max(b.z1 for b in boxes),
+        )
+
 
 def box(b: Box) -> m3d.Manifold:
     sx, sy, sz = b.size
