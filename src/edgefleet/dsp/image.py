@@ -9,6 +9,8 @@ TFLite Micro person_detection example). The real-valued model input is therefore
 import numpy as np
 from numpy.typing import NDArray
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".webp", ".tif", ".tiff")
+"""Image files that frame folders (camera node) and image datasets (vision training) read."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 

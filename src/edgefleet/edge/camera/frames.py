@@ -7,10 +7,10 @@ from typing import Protocol
 
 import numpy as np
 
+from edgefleet.dsp.image import IMAGE_SUFFIXES
 from edgefleet.edge.errors import SourceError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".webp", ".tif", ".tiff")
 
 
 class FrameSource(Protocol):

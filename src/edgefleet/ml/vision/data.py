@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from edgefleet.dsp.image import frame_to_float
+from edgefleet.dsp.image import IMAGE_SUFFIXES, frame_to_float
 from edgefleet.ml.errors import DatasetError
 from edgefleet.ml.vision.config import LABELS, VisionData
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass
