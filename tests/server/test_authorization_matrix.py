@@ -94,6 +94,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/devices/claim"): Rule("public", "collection"),
     ("GET", "/api/v1/auth/me"): Rule("viewer", "collection"),
     ("GET", "/api/v1/auth/api-keys"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/auth/password"): Rule(
+        "viewer", "collection", body=lambda: {"current_password": PASSWORD, "new_password": PASSWORD}
+    ),
     ("POST", "/api/v1/auth/api-keys"): Rule("viewer", "collection", body=lambda: {"name": "mine"}),
     ("DELETE", "/api/v1/auth/api-keys/{key_id}"): Rule(
         "self", "resource", setup=lambda w: {"key_id": w.owner_key()}

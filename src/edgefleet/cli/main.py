@@ -55,7 +55,7 @@ app.add_typer(device_cmd.app, name="device")
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(contracts_cmd.app, name="contracts")
 app.command("sim", context_settings=PASSTHROUGH)(sim_cmd.sim)
-app.command("demo", context_settings=PASSTHROUGH)(demo_cmd.demo)
+app.command("demo")(demo_cmd.demo)
 app.command("enclosure", context_settings=PASSTHROUGH)(enclosure_cmd.enclosure)
 app.command("bench", context_settings=PASSTHROUGH)(bench_cmd.bench)
 

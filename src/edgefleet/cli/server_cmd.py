@@ -47,21 +47,28 @@ def serve(
         bool | None,
         typer.Option("--demo/--no-demo", help="Allow the built-in default secrets (never in production)."),
     ] = None,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard at /.")
+    ] = True,
 ) -> None:
     """Start the server (API, MQTT ingest, embedded broker by default)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
+    from edgefleet.dashboard import create_dashboard_app
     from edgefleet.server import ServerError, create_app
 
     settings = _settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port)
     try:
         settings.require_safe()
-        app = create_app(settings)
+        app = create_dashboard_app(settings) if dashboard else create_app(settings)
     except ServerError as err:
         fail(str(err), code=2)
-    console.print(f"edgefleet server on http://{host}:{port} (API docs at /docs), broker: {settings.broker}")
+    ui = "dashboard at /, " if dashboard else ""
+    console.print(
+        f"edgefleet server on http://{host}:{port} ({ui}API docs at /docs), broker: {settings.broker}"
+    )
     uvicorn.run(app, host=host, port=port, log_config=None)
 
 

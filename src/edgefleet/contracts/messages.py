@@ -97,6 +97,9 @@ class Telemetry(DeviceMessage):
     score_p50: float | None = None
     score_p95: float | None = None
     score_max: float | None = None
+    threshold: float | None = Field(
+        default=None, description="the anomaly threshold in force (the device's own once commissioned)"
+    )
     inference_us: Annotated[float, Field(ge=0)] | None = None
     arena_bytes: Count | None = None
     rejected: dict[Name, Count] = Field(default_factory=dict, max_length=16)

@@ -153,6 +153,7 @@ class Device:
                     score_p50=summary["score_p50"],
                     score_p95=summary["score_p95"],
                     score_max=summary["score_max"],
+                    threshold=core.threshold,
                     inference_us=summary["inference_us"],
                     arena_bytes=scorer.backend.arena_bytes if scorer else None,
                     rejected=rejected,

@@ -52,6 +52,11 @@ class Login(Input):
     password: Annotated[str, StringConstraints(max_length=256)]
 
 
+class PasswordChange(Input):
+    current_password: Annotated[str, StringConstraints(max_length=256)]
+    new_password: Password
+
+
 class TokenPublic(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
@@ -269,6 +274,11 @@ class AlarmPublic(Public):
     cleared_at: datetime | None
     cleared_by: int | None
     clear_reason: str | None
+    note: str | None
+
+
+class AlarmNote(Input):
+    note: Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)] | None = None
 
 
 class AuditPublic(Public):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefleet.contracts import Channel, Command, DeviceMode, Event, Telemetry, encode, topic_for
+from edgefleet.contracts.provisioning import ProvisioningPayload
 from edgefleet.edge.camera.detector import DetectionConfig, PresenceTracker
 from edgefleet.edge.camera.person import PersonModel
 from edgefleet.edge.camera.thumbnail import jpeg_thumbnail
@@ -29,7 +30,6 @@ from edgefleet.edge.provisioning import (
     decode_payload,
 )
 from edgefleet.edge.provisioning.claim import claim_credentials
-from edgefleet.edge.provisioning.payload import ProvisioningPayload
 from edgefleet.edge.provisioning.qr import scan_frame
 
 log = logging.getLogger(__name__)

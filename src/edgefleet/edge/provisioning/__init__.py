@@ -1,6 +1,6 @@
 """Wi-Fi provisioning by QR code: payload format, rendering, scanning, storage, claim exchange."""
 
-from edgefleet.edge.provisioning.payload import (
+from edgefleet.contracts.provisioning import (
     ProvisioningError,
     ProvisioningPayload,
     decode_payload,

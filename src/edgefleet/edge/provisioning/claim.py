@@ -2,7 +2,7 @@
 
 import httpx
 
-from edgefleet.edge.provisioning.payload import ProvisioningError, ProvisioningPayload
+from edgefleet.contracts.provisioning import ProvisioningError, ProvisioningPayload
 from edgefleet.edge.provisioning.store import DeviceCredentials
 
 CLAIM_PATH = "/api/v1/devices/claim"

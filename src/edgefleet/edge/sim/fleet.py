@@ -5,6 +5,7 @@ import fnmatch
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -33,6 +34,20 @@ def parse_fleet_faults(spec: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _device_ids(count: int | None, prefix: str, device_ids: Sequence[str] | None) -> list[str]:
+    if device_ids is not None:
+        if count is not None and count != len(device_ids):
+            raise ConfigError(f"count {count} does not match the {len(device_ids)} device ids given")
+        ids = list(device_ids)
+        if len(set(ids)) != len(ids):
+            raise ConfigError("device ids in a fleet must be unique")
+    else:
+        ids = [f"{prefix}-{i + 1:04d}" for i in range(count or 0)]
+    if not ids:
+        raise ConfigError("a fleet needs at least one device")
+    return ids
+
+
 @dataclass(frozen=True)
 class DeviceRow:
     device_id: str
@@ -45,52 +60,65 @@ class DeviceRow:
 
 
 class Fleet:
+    """Devices are `PREFIX-0001`... (`count`) or the given `device_ids`.
+
+    MQTT credentials: `credentials[device_id] = (username, password)` wins over the templates
+    (`'{id}'`-style, formatted per device), which win over the template config's."""
+
     def __init__(
         self,
         template: DeviceConfig,
         model: ModelBundle | None,
-        count: int,
+        count: int | None = None,
         *,
         prefix: str = "sim",
+        device_ids: Sequence[str] | None = None,
+        credentials: Mapping[str, tuple[str, str]] | None = None,
         faults: str | None = None,
         seed: int = 0,
         username_template: str | None = None,
         password_template: str | None = None,
     ) -> None:
-        if count < 1:
-            raise ConfigError("a fleet needs at least one device")
+        ids = _device_ids(count, prefix, device_ids)
         fault_rules = parse_fleet_faults(faults)
+        # The synthetic machine samples at the model's rate (a model trained at 400 Hz gets 400 Hz).
+        spec = model.card.feature_spec if model is not None else None
+        rate = spec.sample_rate_hz if spec is not None else 200.0
         self.devices: list[Device] = []
-        for i in range(count):
-            device_id = f"{prefix}-{i + 1:04d}"
-            mqtt = template.mqtt.model_copy(
-                update={
-                    "username": username_template.format(id=device_id)
-                    if username_template
-                    else template.mqtt.username,
-                    "password": SecretStr(password_template.format(id=device_id))
-                    if password_template
-                    else template.mqtt.password,
-                }
+        for i, device_id in enumerate(ids):
+            username, password = template.mqtt.username, template.mqtt.password
+            if username_template:
+                username = username_template.format(id=device_id)
+            if password_template:
+                password = SecretStr(password_template.format(id=device_id))
+            if credentials and device_id in credentials:
+                username, plain = credentials[device_id]
+                password = SecretStr(plain)
+            mqtt = template.mqtt.model_copy(update={"username": username, "password": password})
+            config = DeviceConfig.model_validate(
+                {**template.model_dump(), "device_id": device_id, "mqtt": mqtt.model_dump()}
             )
-            config = template.model_copy(update={"device_id": device_id, "mqtt": mqtt})
             device_faults = ",".join(
                 f for pattern, f in fault_rules if fnmatch.fnmatchcase(device_id, pattern)
             )
-            source = SyntheticSource(seed=seed + i, faults=device_faults or None)
+            source = SyntheticSource(seed=seed + i, faults=device_faults or None, sample_rate_hz=rate)
             self.devices.append(Device(config, model, source, clock=DeviceClock(template.clock)))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started = 0.0
 
-    def start(self, sync_clocks: bool = True) -> None:
+    def start(self, sync_clocks: bool = True, stagger_s: float = 0.0) -> None:
+        """Connect every device; `stagger_s` between them spreads the connects out, as a fleet
+        powering up one by one does (amqtt, for one, mishandles subscriptions arriving at once)."""
         if sync_clocks:
             threads = [threading.Thread(target=d.clock.sync, daemon=True) for d in self.devices]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        for device in self.devices:
+        for i, device in enumerate(self.devices):
+            if i and stagger_s > 0:
+                time.sleep(stagger_s)
             device.start(sync_clock=False)
         self.started = time.monotonic()
 
@@ -103,8 +131,11 @@ class Fleet:
                 stream_s = min(stream_s, duration_s)
             for device in self.devices:
                 due = int(stream_s * device.core.sample_rate_hz)
-                while device.samples_read < due and not self._stop.is_set():
-                    device.step(min(due - device.samples_read, 1024))
+                try:
+                    while device.samples_read < due and not self._stop.is_set():
+                        device.step(min(due - device.samples_read, 1024))
+                except Exception:  # the top of a long-running loop: one device's fault stops no other
+                    log.exception("%s: step failed; it tries again next tick", device.device_id)
             if duration_s is not None and stream_s >= duration_s:
                 return
             self._stop.wait(tick_s)

@@ -215,6 +215,8 @@ class Alarm(Base):
     cleared_at: Mapped[datetime | None]
     cleared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     clear_reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    """The latest note of whoever acknowledged or cleared it (every note is in the audit log)."""
 
 
 class ModelRow(Base):

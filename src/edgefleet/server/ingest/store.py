@@ -321,6 +321,7 @@ def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> di
     data = message.model_dump(
         mode="json",
         include={
+            "threshold",
             "rejected",
             "outbox_dropped",
             "arena_bytes",

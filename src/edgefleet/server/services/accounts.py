@@ -59,6 +59,15 @@ def authenticate(
     return user
 
 
+def change_password(session: Session, principal: Principal, current: str, new: str) -> None:
+    """Needs the current password. Sessions issued before stay valid until they expire."""
+    user = session.get(User, principal.user.id)
+    if user is None or not security.verify_password(user.password_hash, current):
+        raise AuthError("the current password is wrong")
+    user.password_hash = security.hash_password(new)
+    audit.record(session, user.org_id, user.id, "user.password_change", "user", user.id)
+
+
 def user_from_api_key(session: Session, key: str) -> User:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == security.sha256_hex(key)))
     if row is None or row.revoked_at is not None:

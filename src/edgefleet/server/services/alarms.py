@@ -139,7 +139,7 @@ def _get(session: Session, principal: Principal, alarm_id: int) -> Alarm:
     return alarm
 
 
-def acknowledge(session: Session, principal: Principal, alarm_id: int) -> Alarm:
+def acknowledge(session: Session, principal: Principal, alarm_id: int, note: str | None = None) -> Alarm:
     principal.require("admin")
     alarm = _get(session, principal, alarm_id)
     if alarm.cleared_at is not None:
@@ -147,16 +147,20 @@ def acknowledge(session: Session, principal: Principal, alarm_id: int) -> Alarm:
     if alarm.acked_at is None:
         alarm.acked_at = utc_now()
         alarm.acked_by = principal.user.id
-        audit.record(session, principal.org_id, principal.user.id, "alarm.ack", "alarm", alarm.id)
+        alarm.note = note or alarm.note
+        detail = {"note": note} if note else {}
+        audit.record(session, principal.org_id, principal.user.id, "alarm.ack", "alarm", alarm.id, **detail)
     return alarm
 
 
-def clear(session: Session, principal: Principal, alarm_id: int) -> Alarm:
+def clear(session: Session, principal: Principal, alarm_id: int, note: str | None = None) -> Alarm:
     principal.require("admin")
     alarm = _get(session, principal, alarm_id)
     if alarm.cleared_at is None:
         alarm.cleared_at = utc_now()
         alarm.cleared_by = principal.user.id
         alarm.clear_reason = "user"
-        audit.record(session, principal.org_id, principal.user.id, "alarm.clear", "alarm", alarm.id)
+        alarm.note = note or alarm.note
+        detail = {"note": note} if note else {}
+        audit.record(session, principal.org_id, principal.user.id, "alarm.clear", "alarm", alarm.id, **detail)
     return alarm

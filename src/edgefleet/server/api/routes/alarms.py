@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
-from edgefleet.server.schemas import AlarmPublic
+from edgefleet.server.schemas import AlarmNote, AlarmPublic
 from edgefleet.server.services import alarms
 from edgefleet.server.services.alarms import AlarmState
 
@@ -26,9 +26,14 @@ def list_alarms(
 
 @router.post("/{alarm_id}/ack")
 def acknowledge_alarm(
-    alarm_id: int, principal: AdminUser, session: SessionDep, context: ContextDep
+    alarm_id: int,
+    principal: AdminUser,
+    session: SessionDep,
+    context: ContextDep,
+    body: AlarmNote | None = None,
 ) -> AlarmPublic:
-    public = AlarmPublic.model_validate(alarms.acknowledge(session, principal, alarm_id))
+    note = body.note if body else None
+    public = AlarmPublic.model_validate(alarms.acknowledge(session, principal, alarm_id, note))
     context.hub.publish(
         principal.org_id, "alarm", {"change": "acknowledged", **public.model_dump(mode="json")}
     )
@@ -36,7 +41,14 @@ def acknowledge_alarm(
 
 
 @router.post("/{alarm_id}/clear")
-def clear_alarm(alarm_id: int, principal: AdminUser, session: SessionDep, context: ContextDep) -> AlarmPublic:
-    public = AlarmPublic.model_validate(alarms.clear(session, principal, alarm_id))
+def clear_alarm(
+    alarm_id: int,
+    principal: AdminUser,
+    session: SessionDep,
+    context: ContextDep,
+    body: AlarmNote | None = None,
+) -> AlarmPublic:
+    note = body.note if body else None
+    public = AlarmPublic.model_validate(alarms.clear(session, principal, alarm_id, note))
     context.hub.publish(principal.org_id, "alarm", {"change": "cleared", **public.model_dump(mode="json")})
     return public

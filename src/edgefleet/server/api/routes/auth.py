@@ -8,13 +8,14 @@ from edgefleet.server import security
 from edgefleet.server.api.deps import ClientAddress, ContextDep, CurrentUser, SessionDep
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.models import User
-from edgefleet.server.errors import PermissionDeniedError
+from edgefleet.server.errors import AuthError, PermissionDeniedError
 from edgefleet.server.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
     InviteAccept,
     Login,
+    PasswordChange,
     SignUp,
     TokenPublic,
     UserPublic,
@@ -70,6 +71,23 @@ def logout(context: ContextDep, response: Response) -> None:
 @router.get("/me")
 def read_me(principal: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(principal.user)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(
+    body: PasswordChange,
+    principal: CurrentUser,
+    session: SessionDep,
+    context: ContextDep,
+    address: ClientAddress,
+) -> None:
+    """Change your password (needs the current one; failures count like failed logins)."""
+    context.limiter.check(principal.user.email, address)
+    try:
+        accounts.change_password(session, principal, body.current_password, body.new_password)
+    except AuthError:
+        context.limiter.failed(principal.user.email, address)
+        raise
 
 
 @router.post("/invites/accept", status_code=status.HTTP_201_CREATED)

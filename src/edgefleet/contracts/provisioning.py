@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from edgefleet.contracts import is_valid_device_id
-from edgefleet.edge.errors import EdgeError
+from edgefleet.contracts.errors import ContractError
+from edgefleet.contracts.topics import is_valid_device_id
 
 Security = Literal["WPA", "WEP", "nopass"]
 EXTENSION_VERSION: Final = 1
@@ -27,7 +27,7 @@ _URL_RE = re.compile(r"^https?://[^\s]{1,500}$")
 MAX_SSID_BYTES: Final = 32
 
 
-class ProvisioningError(EdgeError):
+class ProvisioningError(ContractError):
     """A QR payload that is not a valid edgefleet provisioning code; `reason` says which way."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -1,0 +1,129 @@
+"""Form posts for the browser: sign-up, login and logout set or clear the HttpOnly session cookie.
+
+The pages post plain HTML forms here (not over the UI's WebSocket) because only an HTTP response
+can set an HttpOnly cookie; the answer is a redirect, so the browser history stays clean.
+"""
+
+import logging
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from edgefleet.server import security
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db import transaction
+from edgefleet.server.db.models import User
+from edgefleet.server.errors import AuthError, ConflictError, RateLimitedError
+from edgefleet.server.schemas import InviteAccept, Login, SignUp
+from edgefleet.server.services import accounts
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def _context(request: Request) -> ServerContext:
+    context: ServerContext = request.app.state.edgefleet
+    return context
+
+
+def _back(page: str, error: str, email: str = "") -> RedirectResponse:
+    target = f"{page}?error={quote(error)}" + (f"&email={quote(email)}" if email else "")
+    return RedirectResponse(target, status_code=303)
+
+
+def _signed_in(context: ServerContext, user_id: int, org_id: int, to: str) -> RedirectResponse:
+    settings = context.settings
+    token = security.issue_token(settings.secret_key.get_secret_value(), user_id, org_id, settings.jwt_ttl_s)
+    response = RedirectResponse(to if to.startswith("/") and not to.startswith("//") else "/", 303)
+    response.set_cookie(
+        settings.cookie_name,
+        token,
+        max_age=settings.jwt_ttl_s,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    return f"{field}: {first['msg']}"
+
+
+@router.post("/login")
+def login_form(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> RedirectResponse:
+    context = _context(request)
+    try:
+        body = Login(email=email, password=password)
+    except ValidationError as err:
+        return _back("/login", _first_error(err), email)
+    address = request.client.host if request.client else "unknown"
+    try:
+        with transaction(context.sessions) as session:
+            user: User = accounts.authenticate(session, body.email, body.password, context.limiter, address)
+            user_id, org_id = user.id, user.org_id
+    except RateLimitedError as err:
+        return _back("/login", f"too many failed logins; try again in {err.retry_after:.0f} s", email)
+    except AuthError as err:
+        return _back("/login", str(err), email)
+    return _signed_in(context, user_id, org_id, next)
+
+
+@router.post("/signup")
+def signup_form(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    organization: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    context = _context(request)
+    if not context.settings.allow_signup:
+        return _back("/signup", "sign-up is disabled on this server; ask an owner for an invite")
+    try:
+        body = SignUp(email=email, password=password, organization=organization)
+    except ValidationError as err:
+        return _back("/signup", _first_error(err), email)
+    try:
+        with transaction(context.sessions) as session:
+            user = accounts.sign_up(session, body.email, body.password, body.organization)
+            user_id, org_id = user.id, user.org_id
+    except ConflictError as err:
+        return _back("/signup", str(err), email)
+    log.info("organization %r signed up", body.organization)
+    return _signed_in(context, user_id, org_id, "/")
+
+
+@router.post("/invite")
+def invite_form(
+    request: Request, token: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+) -> RedirectResponse:
+    context = _context(request)
+    try:
+        body = InviteAccept(token=token.strip(), password=password)
+    except ValidationError as err:
+        return _back("/invite", _first_error(err))
+    try:
+        with transaction(context.sessions) as session:
+            user = accounts.accept_invite(session, body.token, body.password)
+            user_id, org_id = user.id, user.org_id
+    except (AuthError, ConflictError) as err:
+        return _back("/invite", str(err))
+    return _signed_in(context, user_id, org_id, "/")
+
+
+@router.post("/logout")
+def logout_form(request: Request) -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(_context(request).settings.cookie_name, path="/")
+    return response

@@ -1,0 +1,170 @@
+"""Chart definitions as plain data: inline SVG sparklines and ECharts options (axes with units).
+
+Pure functions of the data, so they are tested without a browser."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from edgefleet.dashboard.queries import AlarmSpan
+
+PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
+
+
+def sparkline_svg(values: Sequence[float], width: int = 160, height: int = 36, label: str = "") -> str:
+    """A small line of the last values; flat and grey when there is nothing to draw."""
+    title = f"<title>{escape(label)}</title>" if label else ""
+    if len(values) < 2:
+        return (
+            f'<svg class="ef-spark" width="{width}" height="{height}" role="img">{title}'
+            f'<line x1="0" y1="{height - 2}" x2="{width}" y2="{height - 2}" stroke="#cbd5e1"/></svg>'
+        )
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / (len(values) - 1)
+    points = " ".join(
+        f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(values)
+    )
+    return (
+        f'<svg class="ef-spark" width="{width}" height="{height}" role="img">{title}'
+        f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{points}"/></svg>'
+    )
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _time_axis() -> dict[str, Any]:
+    return {"type": "time", "name": "time (UTC)", "nameLocation": "middle", "nameGap": 28}
+
+
+def _base(title: str) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "left": "center", "textStyle": {"fontSize": 13}},
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 64, "right": 24, "top": 44, "bottom": 52},
+        "color": PALETTE,
+        "animation": False,
+    }
+
+
+def score_chart(
+    points: Sequence[tuple[datetime, float | None, float | None, float | None]],
+    spans: Sequence[AlarmSpan],
+    now: datetime,
+) -> dict[str, Any]:
+    """Anomaly score (p95 and max per telemetry interval) with the threshold line and alarm spans."""
+    p95 = [[_ms(t), v] for t, v, _, _ in points if v is not None]
+    peak = [[_ms(t), v] for t, _, v, _ in points if v is not None]
+    threshold = [[_ms(t), v] for t, _, _, v in points if v is not None]
+    areas = [
+        [
+            {"xAxis": _ms(s.start), "name": f"{s.kind} alarm"},
+            {"xAxis": _ms(s.end or now)},
+        ]
+        for s in spans
+    ]
+    option = _base("Anomaly score")
+    option.update(
+        legend={"bottom": 0, "data": ["score p95", "score max", "threshold"]},
+        xAxis=_time_axis(),
+        yAxis={
+            "type": "value",
+            "name": "score (reconstruction error)",
+            "nameGap": 48,
+            "nameLocation": "middle",
+            "scale": True,
+        },
+        series=[
+            {
+                "name": "score p95",
+                "type": "line",
+                "showSymbol": False,
+                "data": p95,
+                "markArea": {"silent": True, "itemStyle": {"color": "rgba(220,38,38,0.12)"}, "data": areas},
+            },
+            {
+                "name": "score max",
+                "type": "line",
+                "showSymbol": False,
+                "data": peak,
+                "lineStyle": {"width": 1, "opacity": 0.6},
+            },
+            {
+                "name": "threshold",
+                "type": "line",
+                "step": "end",
+                "showSymbol": False,
+                "data": threshold,
+                "lineStyle": {"type": "dashed", "color": "#dc2626"},
+                "itemStyle": {"color": "#dc2626"},
+            },
+        ],
+    )
+    option["grid"]["bottom"] = 64
+    return option
+
+
+def series_chart(
+    title: str, unit: str, series: Mapping[str, Sequence[tuple[datetime, float]]]
+) -> dict[str, Any]:
+    """Lines over time, one per name, on one value axis with a unit."""
+    option = _base(title)
+    option.update(
+        legend={"bottom": 0} if len(series) > 1 else {"show": False},
+        xAxis=_time_axis(),
+        yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 48},
+        series=[
+            {"name": name, "type": "line", "showSymbol": False, "data": [[_ms(t), v] for t, v in values]}
+            for name, values in series.items()
+        ],
+    )
+    return option
+
+
+def stacked_bars(
+    title: str,
+    unit: str,
+    buckets: Sequence[dict[str, Any]],
+    key: str,
+    time_key: str = "bucket",
+    *,
+    span: tuple[datetime, datetime] | None = None,
+    total: str | None = None,
+) -> dict[str, Any]:
+    """Counts per time bucket, one stacked bar series per `key` value; `total` names a line drawn over
+    the bars instead of being stacked; `span` fixes the time axis to the chosen range."""
+    names = sorted({str(b[key]) for b in buckets})
+    option = _base(title)
+    axis = _time_axis()
+    if span:
+        axis.update(min=_ms(span[0]), max=_ms(span[1]))
+    option.update(
+        legend={"bottom": 0, "type": "scroll"},
+        xAxis=axis,
+        yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 40, "minInterval": 1},
+        series=[
+            {
+                "name": name,
+                "type": "line" if name == total else "bar",
+                **({} if name == total else {"stack": "total", "barMaxWidth": 24}),
+                "data": [[_ms(b[time_key]), b["count"]] for b in buckets if str(b[key]) == name],
+            }
+            for name in names
+        ],
+    )
+    option["grid"]["bottom"] = 64
+    return option
+
+
+def category_bars(title: str, unit: str, values: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    option = _base(title)
+    option.update(
+        xAxis={"type": "category", "data": [k for k, _ in values], "axisLabel": {"rotate": 30}},
+        yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 48},
+        series=[{"type": "bar", "data": [round(v, 6) for _, v in values]}],
+    )
+    option["grid"]["bottom"] = 72
+    return option

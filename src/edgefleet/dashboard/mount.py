@@ -1,0 +1,40 @@
+"""Mount the dashboard's pages on a server app built by `edgefleet.server.create_app`."""
+
+import logging
+
+from fastapi import FastAPI
+
+from edgefleet.server import ServerSettings, create_app
+from edgefleet.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Add the dashboard (login, fleet, device, live log, statistics, alarms, account) to `app`.
+
+    NiceGUI keeps one UI app per process, so mount it on one server app only; the REST API, the
+    stream and /metrics keep their paths because they are routed before the UI's catch-all mount."""
+    from nicegui import ui
+
+    from edgefleet.dashboard import auth_routes, pages
+
+    context: ServerContext = app.state.edgefleet
+    app.include_router(auth_routes.router)
+    pages.register(context)
+    ui.run_with(
+        app,
+        title="edgefleet",
+        mount_path="/",
+        show_welcome_message=False,
+        reconnect_timeout=10.0,
+        # The UI's own session storage is unused (sign-in is the server's cookie), but NiceGUI wants a key.
+        storage_secret=context.settings.secret_key.get_secret_value(),
+    )
+
+
+def create_dashboard_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The server app with the dashboard mounted: what `edgefleet server` and `edgefleet demo` run."""
+    app = create_app(settings)
+    mount_dashboard(app)
+    return app

@@ -1,0 +1,138 @@
+"""Alarms: open, acknowledged, cleared; acknowledge and clear with a note (admins)."""
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+from sqlalchemy.orm import Session
+
+from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.layout import frame, severity_color, stamp
+from edgefleet.dashboard.session import Viewer, in_db, principal_of
+from edgefleet.server.context import ServerContext
+from edgefleet.server.errors import ServerError
+from edgefleet.server.schemas import AlarmPublic
+from edgefleet.server.services import alarms
+from edgefleet.server.services.alarms import AlarmState
+
+STATES = {"open": "Open", "acknowledged": "Acknowledged", "cleared": "Cleared"}
+
+
+def register(context: ServerContext) -> None:
+    @ui.page("/alarms")
+    async def alarms_page(request: Request) -> RedirectResponse | None:
+        viewer = await signed_in(context, request)
+        if isinstance(viewer, RedirectResponse):
+            return viewer
+        await _render(context, viewer)
+        return None
+
+
+async def _act(context: ServerContext, viewer: Viewer, alarm_id: int, action: str, note: str) -> AlarmPublic:
+    def work(session: Session) -> AlarmPublic:
+        principal = principal_of(session, viewer)
+        change = alarms.acknowledge if action == "acknowledge" else alarms.clear
+        return AlarmPublic.model_validate(change(session, principal, alarm_id, note.strip() or None))
+
+    public = await in_db(context, work)
+    change = "acknowledged" if action == "acknowledge" else "cleared"
+    context.hub.publish(viewer.org_id, "alarm", {"change": change, **public.model_dump(mode="json")})
+    return public
+
+
+async def _render(context: ServerContext, viewer: Viewer) -> None:
+    state: dict[str, AlarmState] = {"tab": "open"}
+    with frame(viewer, "Alarms"):
+        toggle = ui.toggle(STATES, value="open").props("no-caps").props('data-testid="alarm-state"')
+        body = ui.column().classes("w-full gap-2")
+        dialogs = ui.element("div")  # outside `body`: a refresh must not delete an open dialog
+    busy = {"dialog": False}
+
+    async def ask(alarm: AlarmPublic, action: str) -> None:
+        with dialogs, ui.dialog() as dialog, ui.card().classes("w-96"):
+            ui.label(f"{action.capitalize()} alarm {alarm.id} ({alarm.kind} on {alarm.device_id})").classes(
+                "font-semibold"
+            )
+            note = (
+                ui.textarea("Note (optional): what was found, what was done")
+                .classes("w-full")
+                .props('data-testid="note"')
+            )
+            with ui.row().classes("justify-end w-full"):
+                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+                ui.button(action.capitalize(), on_click=lambda: dialog.submit(note.value or "")).props(
+                    "unelevated no-caps"
+                ).props('data-testid="confirm"')
+        busy["dialog"] = True
+        try:
+            text = await dialog
+        finally:
+            busy["dialog"] = False
+            dialog.delete()
+        if text is None:
+            return
+        try:
+            await _act(context, viewer, alarm.id, action, str(text))
+        except ServerError as err:
+            ui.notify(str(err), type="negative")
+            return
+        ui.notify(f"alarm {alarm.id} {action}d", type="positive")
+        await refresh()
+
+    async def refresh() -> None:
+        tab: AlarmState = state["tab"]
+        rows: list[AlarmPublic] = await in_db(
+            context,
+            lambda s: [
+                AlarmPublic.model_validate(a) for a in alarms.list_alarms(s, viewer.org_id, tab, None, 200)
+            ],
+        )
+        body.clear()
+        with body:
+            if not rows:
+                ui.label(f"No {tab} alarms.").classes("ef-muted").props('data-testid="no-alarms"')
+            for alarm in rows:
+                _alarm_card(alarm, viewer, ask)
+
+    async def refresh_unless_busy() -> None:
+        if not busy["dialog"]:
+            await refresh()
+
+    async def on_tab(value: Any) -> None:
+        state["tab"] = value
+        await refresh()
+
+    toggle.on_value_change(lambda e: on_tab(e.value))
+    await refresh()
+    ui.timer(10.0, refresh_unless_busy, immediate=False)
+
+
+def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any) -> None:
+    with (
+        ui.card().classes("w-full p-3").props(f'data-alarm-id="{alarm.id}"').props('data-testid="alarm-card"')
+    ):
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.badge(alarm.severity, color=severity_color(alarm.severity))
+            ui.label(f"{alarm.kind}").classes("font-semibold")
+            ui.link(alarm.device_id, f"/devices/{alarm.device_id}").classes("ef-mono")
+            opened, last = stamp(alarm.opened_at), stamp(alarm.last_event_at)
+            ui.label(f"opened {opened} · {alarm.event_count} events · last {last}")
+            ui.space()
+            if viewer.can("admin") and alarm.cleared_at is None:
+                if alarm.acked_at is None:
+                    ui.button("Acknowledge", on_click=lambda a=alarm: ask(a, "acknowledge")).props(
+                        "outline no-caps dense"
+                    ).props('data-testid="ack"')
+                ui.button("Clear", on_click=lambda a=alarm: ask(a, "clear")).props(
+                    "outline no-caps dense"
+                ).props('data-testid="clear"')
+        details = []
+        if alarm.acked_at:
+            details.append(f"acknowledged {stamp(alarm.acked_at)}")
+        if alarm.cleared_at:
+            details.append(f"cleared {stamp(alarm.cleared_at)} ({alarm.clear_reason})")
+        if alarm.note:
+            details.append(f"note: {alarm.note}")
+        if details:
+            ui.label(" · ".join(details)).classes("text-sm ef-muted")

@@ -1,0 +1,93 @@
+"""Login and sign-up pages: plain HTML forms posted to /ui/login and /ui/signup."""
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from edgefleet.dashboard.layout import bare
+from edgefleet.dashboard.session import viewer_of
+from edgefleet.server.context import ServerContext
+
+
+def _field(label: str, name: str, kind: str = "text", value: str = "") -> None:
+    field = ui.input(label, value=value).props(
+        f'name="{name}" type="{kind}" outlined dense autocomplete="{name}"'
+    )
+    field.classes("w-full").props(f'data-testid="{name}"')
+
+
+def _error(request: Request) -> None:
+    message = request.query_params.get("error")
+    if message:
+        ui.label(message).classes("text-red-700 text-sm").props('data-testid="form-error"')
+
+
+def register(context: ServerContext) -> None:
+    @ui.page("/login")
+    async def login_page(request: Request) -> RedirectResponse | None:
+        if await viewer_of(context, request) is not None:
+            return RedirectResponse("/", status_code=303)
+        with bare("Log in"), ui.card().classes("w-96 p-6"):
+            ui.label("Log in").classes("text-xl font-semibold")
+            _error(request)
+            with (
+                ui.element("form")
+                .props('method="post" action="/ui/login"')
+                .classes("w-full flex flex-col gap-3")
+            ):
+                _field("Email", "email", "email", request.query_params.get("email", ""))
+                _field("Password", "password", "password")
+                ui.element("input").props(f'type="hidden" name="next" value="{_safe_next(request)}"')
+                ui.button("Log in").props("type=submit unelevated no-caps").classes("w-full").props(
+                    'data-testid="submit"'
+                )
+            with ui.row().classes("text-sm gap-1"):
+                ui.label("No account yet?")
+                ui.link("Create an organization", "/signup")
+        return None
+
+    @ui.page("/signup")
+    async def signup_page(request: Request) -> None:
+        with bare("Sign up"), ui.card().classes("w-96 p-6"):
+            ui.label("Create an organization").classes("text-xl font-semibold")
+            ui.label("You become its owner and can invite your team.").classes("text-sm ef-muted")
+            _error(request)
+            with (
+                ui.element("form")
+                .props('method="post" action="/ui/signup"')
+                .classes("w-full flex flex-col gap-3")
+            ):
+                _field("Organization", "organization")
+                _field("Email", "email", "email", request.query_params.get("email", ""))
+                _field("Password (at least 10 characters)", "password", "password")
+                ui.button("Sign up").props("type=submit unelevated no-caps").classes("w-full").props(
+                    'data-testid="submit"'
+                )
+            with ui.row().classes("text-sm gap-1"):
+                ui.label("Have an account?")
+                ui.link("Log in", "/login")
+
+    @ui.page("/invite")
+    async def invite_page(request: Request) -> None:
+        with bare("Join"), ui.card().classes("w-96 p-6"):
+            ui.label("Join your team").classes("text-xl font-semibold")
+            ui.label("Paste the invite token an owner gave you and choose a password.").classes(
+                "text-sm ef-muted"
+            )
+            _error(request)
+            with (
+                ui.element("form")
+                .props('method="post" action="/ui/invite"')
+                .classes("w-full flex flex-col gap-3")
+            ):
+                _field("Invite token", "token", value=request.query_params.get("token", ""))
+                _field("Password (at least 10 characters)", "password", "password")
+                ui.button("Join").props("type=submit unelevated no-caps").classes("w-full").props(
+                    'data-testid="submit"'
+                )
+
+
+def _safe_next(request: Request) -> str:
+    target = request.query_params.get("next", "/")
+    ok = target.startswith("/") and not target.startswith("//") and '"' not in target
+    return target if ok else "/"

@@ -1,0 +1,228 @@
+"""Device detail: score with threshold and alarm spans, detections, telemetry, events, commands."""
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+from sqlalchemy.orm import Session
+
+from edgefleet.contracts import utc_now
+from edgefleet.dashboard import charts
+from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.layout import ago, frame, stamp
+from edgefleet.dashboard.queries import alarm_spans, latest_thumbnail, since, telemetry_since
+from edgefleet.dashboard.session import Viewer, in_db, principal_of
+from edgefleet.server.context import ServerContext
+from edgefleet.server.errors import ServerError
+from edgefleet.server.schemas import CommandCreate, DevicePublic, EventPublic
+from edgefleet.server.services import devices, queries
+from edgefleet.server.services.queries import EventFilter
+
+RANGES = {1: "last hour", 6: "last 6 h", 24: "last 24 h", 168: "last 7 days"}
+COMMANDS = (
+    ("recommission", "Re-commission", "Learn this machine's normal again (after a move or a repair)"),
+    ("reset_network", "Reset network settings", "Forget Wi-Fi and credentials; back to provisioning"),
+    ("reboot", "Reboot", "Restart the device"),
+    ("publish_status", "Ask for status", "The device re-publishes its retained status"),
+)
+
+
+def _history(session: Session, org_id: int, device_id: str, hours: float) -> dict[str, Any]:
+    start = since(hours)
+    rows = telemetry_since(session, org_id, device_id, start)
+    telemetry = [
+        {
+            "ts": r.ts,
+            "p95": r.score_p95,
+            "max": r.score_max,
+            "threshold": r.data.get("threshold") if isinstance(r.data, dict) else None,
+            "inference_us": r.inference_us,
+            "rejected": sum((r.data.get("rejected") or {}).values()) if isinstance(r.data, dict) else 0,
+            "outbox": r.outbox_depth,
+            "drift": r.drift,
+            "detections": r.detections_per_hour,
+        }
+        for r in rows
+    ]
+    events, _ = queries.list_events(session, org_id, EventFilter(device_id=device_id), None, 50)
+    return {
+        "telemetry": telemetry,
+        "spans": alarm_spans(session, org_id, device_id, start),
+        "events": [EventPublic.model_validate(e) for e in events],
+        "thumbnail": latest_thumbnail(session, org_id, device_id),
+        "person_counts": queries.event_counts(
+            session, org_id, bucket="hour", group_by="kind", since=start, until=utc_now(), kind="person"
+        )
+        if hours > 1
+        else [],
+    }
+
+
+def _series(telemetry: list[dict[str, Any]], key: str) -> list[tuple[datetime, float]]:
+    return [(t["ts"], float(t[key])) for t in telemetry if t[key] is not None]
+
+
+def _events_table(events: list[EventPublic]) -> None:
+    columns = [
+        {"name": "ts", "label": "time (UTC)", "field": "ts", "align": "left"},
+        {"name": "kind", "label": "kind", "field": "kind", "align": "left"},
+        {"name": "state", "label": "state", "field": "state", "align": "left"},
+        {"name": "severity", "label": "severity", "field": "severity", "align": "left"},
+        {"name": "score", "label": "score / threshold", "field": "score", "align": "right"},
+        {"name": "what", "label": "detail", "field": "what", "align": "left"},
+    ]
+    rows = [
+        {
+            "id": e.id,
+            "ts": stamp(e.ts),
+            "kind": e.kind,
+            "state": "raised" if e.active else "cleared",
+            "severity": e.severity,
+            "score": "-" if e.score is None else f"{e.score:.3g} / {e.threshold or 0:.3g}",
+            "what": e.message or e.reason or (f"{e.person_count} person(s)" if e.person_count else ""),
+        }
+        for e in events
+    ]
+    ui.table(columns=columns, rows=rows, row_key="id", pagination=10).classes("w-full").props(
+        "flat bordered dense"
+    ).props('data-testid="device-events"')
+
+
+def register(context: ServerContext) -> None:
+    @ui.page("/devices/{device_id}")
+    async def device_page(request: Request, device_id: str) -> RedirectResponse | None:
+        viewer = await signed_in(context, request)
+        if isinstance(viewer, RedirectResponse):
+            return viewer
+        try:
+            device = await in_db(
+                context,
+                lambda s: DevicePublic.model_validate(devices.get_device(s, viewer.org_id, device_id)),
+            )
+        except ServerError:
+            with frame(viewer, "Device not found"):
+                ui.label(f"There is no device {device_id!r} in your organization.").props(
+                    'data-testid="not-found"'
+                )
+                ui.link("Back to the fleet", "/")
+            return None
+        await _render(context, viewer, device)
+        return None
+
+
+def _header(device: DevicePublic) -> None:
+    with ui.card().classes("w-full p-4"), ui.row().classes("gap-8 items-start"):
+        facts = (
+            ("Id", device.id),
+            ("Kind", device.kind),
+            ("State", "revoked" if device.revoked_at else ("online" if device.online else "offline")),
+            ("Last seen", f"{stamp(device.last_seen)} ({ago(device.last_seen)})"),
+            ("Mode", device.mode or "not reported"),
+            ("Firmware", device.firmware_version or "-"),
+            ("Model", f"{device.model_id or '-'} {device.model_version or ''}"),
+            ("OTA", device.ota_state or "-"),
+        )
+        for label, value in facts:
+            with ui.column().classes("gap-0"):
+                ui.label(label).classes("text-xs ef-muted")
+                ui.label(value).classes("text-sm").props(
+                    f'data-testid="fact-{label.lower().replace(" ", "-")}"'
+                )
+
+
+async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:
+    state = {"hours": 6}
+    with frame(viewer, device.name):
+        _header(device)
+        with ui.row().classes("items-center gap-3"):
+            span = ui.select(RANGES, value=6, label="time range").props("outlined dense").classes("w-40")
+            if viewer.can("admin"):
+                _command_buttons(context, viewer, device)
+        charts_box = ui.column().classes("w-full gap-4")
+        with ui.card().classes("w-full"):
+            ui.label("Recent events").classes("font-semibold")
+            events_box = ui.column().classes("w-full")
+
+    async def refresh() -> None:
+        data = await in_db(context, lambda s: _history(s, viewer.org_id, device.id, state["hours"]))
+        telemetry = data["telemetry"]
+        charts_box.clear()
+        with charts_box:
+            if device.kind == "camera":
+                _camera_charts(data)
+            else:
+                points = [(t["ts"], t["p95"], t["max"], t["threshold"]) for t in telemetry]
+                ui.echart(charts.score_chart(points, data["spans"], utc_now())).classes("w-full h-80").props(
+                    'data-testid="score-chart"'
+                )
+            with ui.grid(columns=2).classes("w-full gap-4"):
+                for title, unit, key in (
+                    ("Inference time", "µs per window", "inference_us"),
+                    ("Rejected readings", "readings per interval", "rejected"),
+                    ("Outbox depth", "messages waiting", "outbox"),
+                    ("Drift", "drift statistic (σ)", "drift"),
+                ):
+                    option = charts.series_chart(title, unit, {title: _series(telemetry, key)})
+                    ui.echart(option).classes("w-full h-56")
+            if not telemetry:
+                ui.label("No telemetry in this range yet.").classes("ef-muted")
+        events_box.clear()
+        with events_box:
+            _events_table(data["events"])
+
+    async def on_range(hours: int) -> None:
+        state["hours"] = hours
+        await refresh()
+
+    span.on_value_change(lambda e: on_range(int(e.value)))
+    await refresh()
+    ui.timer(15.0, refresh, immediate=False)
+
+
+def _camera_charts(data: dict[str, Any]) -> None:
+    with ui.row().classes("w-full gap-4 no-wrap"):
+        series = {"detections per hour": _series(data["telemetry"], "detections")}
+        ui.echart(charts.series_chart("Detections per hour", "persons / h", series)).classes("grow h-80")
+        with ui.card().classes("w-80 items-center"):
+            ui.label("Latest thumbnail").classes("font-semibold")
+            if data["thumbnail"]:
+                ui.image(f"data:image/jpeg;base64,{data['thumbnail']}").classes("w-72").props(
+                    'data-testid="thumbnail"'
+                )
+            else:
+                ui.label("none sent yet (thumbnails are optional)").classes("ef-muted text-sm")
+    if data["person_counts"]:
+        ui.echart(
+            charts.stacked_bars("Person events per hour", "events", data["person_counts"], "key")
+        ).classes("w-full h-64")
+
+
+def _command_buttons(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:
+    async def send(command: str, label: str) -> None:
+        def work(session: Session) -> Any:
+            principal = principal_of(session, viewer)
+            create = CommandCreate.model_validate({"command": command})
+            return devices.build_command(session, principal, device.id, create)
+
+        try:
+            if context.publish_command is None:
+                raise ServerError("this server has no MQTT connection")
+            built = await in_db(context, work)
+            context.publish_command(built)
+        except ServerError as err:
+            ui.notify(f"{label}: {err}", type="negative")
+            return
+        ui.notify(f"{label}: sent (command {built.command_id})", type="positive")
+
+    with ui.button("Commands", icon="send").props("outline no-caps"), ui.menu():
+        for command, label, hint in COMMANDS:
+            if device.kind == "vibration" and command == "reset_network":
+                continue
+            if device.kind == "camera" and command == "recommission":
+                continue
+            item = ui.menu_item(on_click=lambda c=command, lab=label: send(c, lab))
+            with item, ui.column().classes("gap-0"):
+                ui.label(label)
+                ui.label(hint).classes("text-xs ef-muted")

@@ -1,0 +1,178 @@
+"""Live event log: new events pushed from the server's real-time hub over the page's WebSocket.
+
+Newest first, filter by kind and device, pause/resume, and a bounded buffer: at most BUFFER events
+are kept (and shown), so a busy fleet cannot grow the page without limit.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import background_tasks, ui
+
+from edgefleet.contracts import EVENT_KINDS
+from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.layout import frame, severity_color
+from edgefleet.dashboard.session import Viewer, in_db
+from edgefleet.server.context import ServerContext
+from edgefleet.server.hub import Subscription
+from edgefleet.server.schemas import EventPublic
+from edgefleet.server.services import queries
+from edgefleet.server.services.queries import EventFilter
+
+log = logging.getLogger(__name__)
+BUFFER = 200
+INITIAL = 50
+
+
+def _as_row(event: dict[str, Any]) -> dict[str, Any]:
+    ts = event["ts"]
+    return {**event, "ts": ts if isinstance(ts, str) else ts.isoformat()}
+
+
+def _time_of(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def _describe(event: dict[str, Any]) -> str:
+    if event.get("message"):
+        return str(event["message"])
+    if event["kind"] == "person":
+        return f"{event.get('person_count') or 1} person(s)"
+    if event.get("score") is not None:
+        return f"score {event['score']:.3g} (threshold {event.get('threshold') or 0:.3g})"
+    return str(event.get("reason") or "")
+
+
+class LiveLog:
+    def __init__(self, container: ui.element, status: ui.label) -> None:
+        self.container = container
+        self.status = status
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=BUFFER)
+        self.shown: deque[ui.element] = deque()
+        self.seen: set[int] = set()
+        self.paused = False
+        self.missed = 0
+        self.kind = "all"
+        self.device = ""
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        kind_ok = self.kind == "all" or event["kind"] == self.kind
+        device_ok = not self.device or self.device.lower() in str(event["device_id"]).lower()
+        return kind_ok and device_ok
+
+    def add(self, event: dict[str, Any]) -> None:
+        if event["id"] in self.seen:
+            return
+        if len(self.buffer) == self.buffer.maxlen:
+            self.seen.discard(self.buffer[0]["id"])
+        self.buffer.append(event)
+        self.seen.add(event["id"])
+        if self.paused:
+            self.missed += 1
+            self.status.text = f"paused · {self.missed} new events held (the newest {BUFFER} are kept)"
+        elif self.matches(event):
+            self._show(event)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        with self.container:
+            row = ui.row().classes("w-full items-center gap-3 px-2 py-1 border-b border-slate-100 no-wrap")
+            row.props(
+                f'data-event-id="{event["id"]}" data-device="{event["device_id"]}" data-seq="{event["seq"]}"'
+            ).props('data-testid="event-row"')
+            with row:
+                ui.label(_time_of(event["ts"])).classes("ef-mono text-xs ef-muted w-16")
+                ui.link(event["device_id"], f"/devices/{event['device_id']}").classes("ef-mono text-sm w-40")
+                ui.badge(event["kind"], color=severity_color(event["severity"]))
+                ui.label("raised" if event["active"] else "cleared").classes("text-xs w-14")
+                ui.label(_describe(event)).classes("text-sm truncate")
+        row.move(target_index=0)
+        self.shown.append(row)
+        while len(self.shown) > BUFFER:
+            self.container.remove(self.shown.popleft())
+
+    def redraw(self) -> None:
+        self.container.clear()
+        self.shown.clear()
+        for event in self.buffer:
+            if self.matches(event):
+                self._show(event)
+        self.status.text = "paused" if self.paused else "live"
+
+
+def register(context: ServerContext) -> None:
+    @ui.page("/live")
+    async def live_page(request: Request) -> RedirectResponse | None:
+        viewer = await signed_in(context, request)
+        if isinstance(viewer, RedirectResponse):
+            return viewer
+        await _render(context, viewer)
+        return None
+
+
+async def _render(context: ServerContext, viewer: Viewer) -> None:
+    subscription = context.hub.subscribe(viewer.org_id)  # before the initial load: nothing slips through
+    with frame(viewer, "Live event log"):
+        with ui.row().classes("items-center gap-3"):
+            kinds = {"all": "all kinds", **{k: k for k in EVENT_KINDS}}
+            kind = ui.select(kinds, value="all", label="kind").props("outlined dense").classes("w-40")
+            device = ui.input("device").props("outlined dense clearable debounce=200").classes("w-48")
+            pause = ui.button("Pause", icon="pause").props("outline no-caps").props('data-testid="pause"')
+            status = ui.label("live").classes("text-sm ef-muted").props('data-testid="live-status"')
+        with ui.card().classes("w-full p-0"):
+            container = ui.column().classes("w-full gap-0").props('data-testid="live-log"')
+    live = LiveLog(container, status)
+
+    initial, _ = await in_db(
+        context, lambda s: queries.list_events(s, viewer.org_id, EventFilter(), None, INITIAL)
+    )
+    for row in reversed(initial):
+        live.add(_as_row(EventPublic.model_validate(row).model_dump(mode="json")))
+
+    def on_filter(kind_value: str | None = None, device_value: str | None = None) -> None:
+        if kind_value is not None:
+            live.kind = kind_value
+        if device_value is not None:
+            live.device = device_value
+        live.redraw()
+
+    def toggle() -> None:
+        live.paused = not live.paused
+        live.missed = 0
+        pause.text = "Resume" if live.paused else "Pause"
+        pause.props(f"icon={'play_arrow' if live.paused else 'pause'}")
+        live.redraw()
+
+    kind.on_value_change(lambda e: on_filter(kind_value=e.value))
+    device.on_value_change(lambda e: on_filter(device_value=e.value or ""))
+    pause.on_click(toggle)
+
+    task = background_tasks.create(_consume(subscription, live), name="live-log")
+
+    def stop() -> None:
+        context.hub.unsubscribe(subscription)
+        task.cancel()
+
+    ui.context.client.on_delete(stop)
+
+
+async def _consume(subscription: Subscription, live: LiveLog) -> None:
+    try:
+        while True:
+            item = await subscription.queue.get()
+            if item is None:
+                live.status.text = "fell behind the server's stream; reload the page"
+                return
+            if item.type == "event":
+                live.add(item.data)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("live log consumer failed")
