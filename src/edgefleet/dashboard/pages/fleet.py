@@ -50,7 +50,7 @@ def _card(card: DeviceCard) -> None:
             "text-xs ef-muted"
         )
         what = "detections per hour" if card.kind == "camera" else "anomaly score p95"
-        ui.html(sparkline_svg(card.spark, label=f"{what}, last {len(card.spark)} reports"))
+        ui.html(sparkline_svg(card.spark, label=f"{what}, last {len(card.spark)} reports"), sanitize=False)
         ui.label(what).classes("text-[10px] ef-muted")
 
 
