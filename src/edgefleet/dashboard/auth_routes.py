@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from edgefleet.server import security
+from edgefleet.server.api.session_cookie import end_session, start_session
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db import transaction
 from edgefleet.server.db.models import User
@@ -34,19 +34,9 @@ def _back(page: str, error: str, email: str = "") -> RedirectResponse:
     return RedirectResponse(target, status_code=303)
 
 
-def _signed_in(context: ServerContext, user_id: int, org_id: int, to: str) -> RedirectResponse:
-    settings = context.settings
-    token = security.issue_token(settings.secret_key.get_secret_value(), user_id, org_id, settings.jwt_ttl_s)
+def _signed_in(context: ServerContext, user: User, to: str) -> RedirectResponse:
     response = RedirectResponse(to if to.startswith("/") and not to.startswith("//") else "/", 303)
-    response.set_cookie(
-        settings.cookie_name,
-        token,
-        max_age=settings.jwt_ttl_s,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
+    start_session(context, user, response)
     return response
 
 
@@ -71,13 +61,12 @@ def login_form(
     address = request.client.host if request.client else "unknown"
     try:
         with transaction(context.sessions) as session:
-            user: User = accounts.authenticate(session, body.email, body.password, context.limiter, address)
-            user_id, org_id = user.id, user.org_id
+            user = accounts.authenticate(session, body.email, body.password, context.limiter, address)
     except RateLimitedError as err:
         return _back("/login", f"too many failed logins; try again in {err.retry_after:.0f} s", email)
     except AuthError as err:
         return _back("/login", str(err), email)
-    return _signed_in(context, user_id, org_id, next)
+    return _signed_in(context, user, next)
 
 
 @router.post("/signup")
@@ -97,11 +86,10 @@ def signup_form(
     try:
         with transaction(context.sessions) as session:
             user = accounts.sign_up(session, body.email, body.password, body.organization)
-            user_id, org_id = user.id, user.org_id
     except ConflictError as err:
         return _back("/signup", str(err), email)
     log.info("organization %r signed up", body.organization)
-    return _signed_in(context, user_id, org_id, "/")
+    return _signed_in(context, user, "/")
 
 
 @router.post("/invite")
@@ -116,14 +104,13 @@ def invite_form(
     try:
         with transaction(context.sessions) as session:
             user = accounts.accept_invite(session, body.token, body.password)
-            user_id, org_id = user.id, user.org_id
     except (AuthError, ConflictError) as err:
         return _back("/invite", str(err))
-    return _signed_in(context, user_id, org_id, "/")
+    return _signed_in(context, user, "/")
 
 
 @router.post("/logout")
 def logout_form(request: Request) -> RedirectResponse:
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(_context(request).settings.cookie_name, path="/")
+    end_session(_context(request), response)
     return response

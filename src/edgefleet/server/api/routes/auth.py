@@ -1,13 +1,9 @@
 """Sign-up, login/logout, the current user, invites, API keys."""
 
-from datetime import UTC, datetime, timedelta
-
 from fastapi import APIRouter, Response, status
 
-from edgefleet.server import security
 from edgefleet.server.api.deps import ClientAddress, ContextDep, CurrentUser, SessionDep
-from edgefleet.server.context import ServerContext
-from edgefleet.server.db.models import User
+from edgefleet.server.api.session_cookie import end_session, start_session
 from edgefleet.server.errors import AuthError, PermissionDeniedError
 from edgefleet.server.schemas import (
     ApiKeyCreate,
@@ -25,32 +21,13 @@ from edgefleet.server.services import accounts
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _start_session(context: ServerContext, user: User, response: Response) -> TokenPublic:
-    settings = context.settings
-    token = security.issue_token(
-        settings.secret_key.get_secret_value(), user.id, user.org_id, settings.jwt_ttl_s
-    )
-    response.set_cookie(
-        settings.cookie_name,
-        token,
-        max_age=settings.jwt_ttl_s,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
-    return TokenPublic(
-        access_token=token, expires_at=datetime.now(UTC) + timedelta(seconds=settings.jwt_ttl_s)
-    )
-
-
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
 def sign_up(body: SignUp, session: SessionDep, context: ContextDep, response: Response) -> TokenPublic:
     """Create an organization with you as its owner, and sign in."""
     if not context.settings.allow_signup:
         raise PermissionDeniedError("sign-up is disabled on this server; ask an owner for an invite")
     user = accounts.sign_up(session, body.email, body.password, body.organization)
-    return _start_session(context, user, response)
+    return start_session(context, user, response)
 
 
 @router.post("/login")
@@ -59,13 +36,13 @@ def login(
 ) -> TokenPublic:
     """Sign in: sets the HttpOnly session cookie and returns the same token for scripts."""
     user = accounts.authenticate(session, body.email, body.password, context.limiter, address)
-    return _start_session(context, user, response)
+    return start_session(context, user, response)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(context: ContextDep, response: Response) -> None:
     """Remove the session cookie."""
-    response.delete_cookie(context.settings.cookie_name, path="/")
+    end_session(context, response)
 
 
 @router.get("/me")
@@ -96,7 +73,7 @@ def accept_invite(
 ) -> TokenPublic:
     """Join an organization with an invite token, and sign in."""
     user = accounts.accept_invite(session, body.token, body.password)
-    return _start_session(context, user, response)
+    return start_session(context, user, response)
 
 
 @router.get("/api-keys")
