@@ -14,6 +14,8 @@ NAV = (
     ("Live log", "/live", "bolt"),
     ("Statistics", "/stats", "bar_chart"),
     ("Alarms", "/alarms", "notifications_active"),
+    ("Models", "/models", "model_training"),
+    ("Rollouts", "/rollouts", "system_update_alt"),
     ("Add device", "/devices/new", "add_circle"),
     ("Account", "/account", "person"),
 )

@@ -17,8 +17,12 @@ from edgefleet.server.api.routes import (
     alarms,
     auth,
     devices,
+    drift,
     events,
+    models,
     organization,
+    ota,
+    rollouts,
     stats,
     stream,
     telemetry,
@@ -64,7 +68,21 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (auth, organization, users, devices, events, telemetry, stats, alarms, stream):
+    for module in (
+        auth,
+        organization,
+        users,
+        devices,
+        events,
+        telemetry,
+        stats,
+        alarms,
+        stream,
+        models,
+        ota,
+        rollouts,
+        drift,
+    ):
         router.include_router(module.router)
     return router
 

@@ -245,3 +245,15 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+# --- model registry (issue 8): signing keys and model packages ----------------------------------
+
+
+# --- rollouts (issue 8) --------------------------------------------------------------------------
+
+
+# --- window samples (issue 8): raw windows uploaded for retraining ------------------------------
+
+
+# --- drift (issue 8) -----------------------------------------------------------------------------

@@ -1,0 +1,21 @@
+"""model registry: signing keys, model packages, defaults per device kind
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # placeholder, filled by the model registry work
+
+
+def downgrade() -> None:
+    pass
