@@ -10,14 +10,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from _brokers import MOSQUITTO_SETTINGS, mosquitto_version, private_mosquitto, standalone_embedded
 
 PACKAGES = ("fastapi", "sqlalchemy", "paho-mqtt", "psycopg", "uvicorn", "amqtt")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -56,8 +58,17 @@ def _free_port() -> int:
 
 
 def _publishers(  # noqa: PLR0917 - private helper
-    fleet: Fleet, total: int, processes: int, rate: float, tag: str, first_seq: int = 1, raw: bool = False
+    fleet: Fleet,
+    total: int,
+    processes: int,
+    rate: float,
+    tag: str,
+    first_seq: int = 1,
+    raw: bool = False,
+    raw_baseline: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[subprocess.Popen[str]]:
+    """Publisher processes; the raw-broker baseline uses plain paho, the rest `loadgen`'s lean engine."""
     procs = []
     for p in range(processes):
         mine = fleet.devices[p::processes]
@@ -70,7 +81,9 @@ def _publishers(  # noqa: PLR0917 - private helper
             "client_id": mine[0] if fleet.per_device_clients else f"bench-pub-{tag}-{p}",
             "first_seq": first_seq,
             "mqtt5": fleet.mqtt5,
-            "inflight": 1000 if fleet.mqtt5 else 20,
+            "inflight": 1000 if fleet.mqtt5 else 100,
+            "engine": "paho" if raw_baseline else "lean",
+            **(extra or {}),
         }
         if fleet.password:
             options.update(username=mine[0], password=fleet.password)
@@ -131,7 +144,8 @@ def raw_broker(fleet: Fleet, count: int, processes: int) -> float:
     ready.wait(10)
     time.sleep(0.3)
     total = count - count % processes
-    _wait(_publishers(fleet, total, processes, 0.0, "raw", first_seq=RAW_SEQ, raw=fleet.ingest_user is None))
+    raw_topics = fleet.ingest_user is None
+    _wait(_publishers(fleet, total, processes, 0.0, "raw", RAW_SEQ, raw=raw_topics, raw_baseline=True))
     deadline = time.monotonic() + 30
     while received < total and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -140,7 +154,31 @@ def raw_broker(fleet: Fleet, count: int, processes: int) -> float:
     return received / (last - first) if last > first else 0.0
 
 
+def _load_1m() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(options: Mapping[str, str]) -> dict[str, Any]:
+    """`--broker embedded` (amqtt in the server), `mosquitto` (a private Mosquitto configured as
+    docs/server.md says) or `mqtt://host:port` (a broker of yours, on this machine)."""
+    broker = options.get("broker", "mosquitto")
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgefleet-bench-")))
+        url = broker
+        if broker == "mosquitto":
+            url = stack.enter_context(private_mosquitto(tmp / "mosquitto"))
+        elif broker != "embedded":
+            _loopback_only(broker, "broker")
+        figures = _run(options, broker, url, tmp)
+    if broker == "mosquitto":
+        figures["broker"] = f"mosquitto {mosquitto_version()} (private: {', '.join(MOSQUITTO_SETTINGS)})"
+    return figures
+
+
+def _run(options: Mapping[str, str], broker: str, url: str, tmp: Path) -> dict[str, Any]:
     import uvicorn
     from sqlalchemy import delete, func, select
 
@@ -148,26 +186,26 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
     from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
     from edgefleet.server.db.models import Device, EventRow, Organization, User
 
-    broker = options.get("broker", "mqtt://127.0.0.1:1883")
-    tmp = tempfile.TemporaryDirectory(prefix="edgefleet-bench-")
-    db = options.get("db", f"sqlite:///{Path(tmp.name) / 'bench.db'}")
+    db = options.get("db", f"sqlite:///{tmp / 'bench.db'}")
     embedded = broker == "embedded"
-    if not embedded:
-        _loopback_only(broker, "broker")
     _loopback_only(db, "database")
     duration = min(float(options.get("duration_s", "60")), 600.0)
-    total_events = int(float(options.get("target_rate", "5000")) * duration)
+    target_rate = float(options.get("target_rate", "1000" if embedded else "5000"))
+    mode = options.get("mode", "flat")
+    if mode not in ("flat", "paced"):
+        raise ValueError("--mode is `flat` (publish as fast as accepted for duration_s) or `paced`")
     processes = max(1, min(int(options.get("publishers", "2")), 8))
     n_devices = processes if embedded else max(processes, min(int(options.get("devices", "100")), 10_000))
     latency_rate = float(options.get("latency_rate", "1000"))
     latency_s = min(float(options.get("latency_s", "10")), 120.0)
     run_id = secrets.token_hex(3)
+    load_start = _load_1m()
 
     engine = make_engine(db)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
     device_secret = secrets.token_urlsafe(16)
-    fleet = Fleet(url=broker, devices=[f"bench-{run_id}-{i}" for i in range(n_devices)])
+    devices = [f"bench-{run_id}-{i}" for i in range(n_devices)]
     with transaction(sessions) as session:
         org = Organization(name=f"bench-{run_id}")
         session.add(org)
@@ -176,7 +214,7 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
         secret_hash = security.hash_device_secret(device_secret)
         session.add_all(
             Device(id=d, org_id=org_id, name=d, kind="camera", online=False, secret_hash=secret_hash)
-            for d in fleet.devices
+            for d in devices
         )
         user = User(org_id=org_id, email=f"bench-{run_id}@bench.invalid", password_hash="!", role="viewer")
         session.add(user)
@@ -184,27 +222,28 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
         user_id = user.id
 
     secret = secrets.token_urlsafe(48)
-    ingest_password = secrets.token_urlsafe(16)
+    ingest_user, ingest_password = "edgefleet-ingest", secrets.token_urlsafe(16)
     mqtt_port = _free_port()
     settings = ServerSettings(
         db_url=db,
-        broker=broker,
+        broker="embedded" if embedded else url,
         secret_key=secret,
+        ingest_username=ingest_user,
         ingest_password=ingest_password,
         ingest_client_id=f"bench-ingest-{run_id}",
         ingest_group=f"bench-{run_id}",
         embedded_port=mqtt_port,
     )
-    if embedded:
+    if embedded:  # devices connect as themselves (the ACL wants client id == device id)
         fleet = Fleet(
-            f"mqtt://127.0.0.1:{mqtt_port}",
-            fleet.devices,
-            device_secret,
-            False,
-            ("edgefleet-ingest", ingest_password),
+            f"mqtt://127.0.0.1:{mqtt_port}", devices, device_secret, False, (ingest_user, ingest_password)
         )
-    raw_rate = 0.0
-    if not embedded:
+        log.info("raw broker throughput (a stand-alone embedded broker) ...")
+        with standalone_embedded(sessions, ingest_user, ingest_password) as raw_url:
+            raw_fleet = Fleet(raw_url, devices, device_secret, False, (ingest_user, ingest_password))
+            raw_rate = raw_broker(raw_fleet, int(options.get("raw_count", "20000")), processes)
+    else:
+        fleet = Fleet(url=url, devices=devices)
         log.info("raw broker throughput ...")
         raw_rate = raw_broker(fleet, int(options.get("raw_count", "60000")), processes)
 
@@ -230,28 +269,43 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
         return int(both[0]), int(both[1])
 
     try:
-        if embedded:
-            log.info("raw broker throughput (embedded) ...")
-            raw_rate = raw_broker(fleet, int(options.get("raw_count", "20000")), processes)
-        log.info("ingest throughput: %d events ...", total_events)
         started = time.perf_counter()
-        pubs = _publishers(fleet, total_events, processes, 0.0, f"ing-{run_id}")
-        published = sum(r["acked"] for r in _wait(pubs))
+        if mode == "flat":  # publishers as fast as the broker accepts, for duration_s
+            log.info("ingest throughput: publishing flat out for %.0f s ...", duration)
+            pubs = _publishers(
+                fleet, 10**9, processes, 0.0, f"ing-{run_id}", extra={"for_s": duration, "fresh_ts": False}
+            )
+        else:  # at target_rate for duration_s: does the ingest keep up?
+            log.info("ingest throughput: %.0f events/s for %.0f s ...", target_rate, duration)
+            total = int(target_rate * duration)
+            pubs = _publishers(
+                fleet,
+                total - total % processes,
+                processes,
+                target_rate,
+                f"ing-{run_id}",
+                extra={"fresh_ts": False},
+            )
+        results = _wait(pubs)
+        published = sum(r["acked"] for r in results)
+        publisher_cpu_s = sum(r.get("cpu_s", 0.0) for r in results)
         publish_s = time.perf_counter() - started
-        last_count, last_change = -1, time.monotonic()
+        # Watch the server's own counter (cheap), then count the stored rows once, exactly.
+        registry = app.state.edgefleet.metrics.registry
+        last_count, last_change = -1.0, time.perf_counter()
         while True:
-            rows, distinct = stored()
-            if distinct >= published or time.monotonic() - last_change > 30:
+            count = registry.get_sample_value("edgefleet_ingest_stored_total", {"channel": "event"}) or 0.0
+            if count != last_count:
+                last_count, last_change = count, time.perf_counter()
+            if count >= published or time.perf_counter() - last_change > 30:
                 break
-            if distinct != last_count:
-                last_count, last_change = distinct, time.monotonic()
-            time.sleep(0.2)
-        ingest_s = time.perf_counter() - started
+            time.sleep(0.02)
+        ingest_s = last_change - started
+        rows, distinct = stored()
 
         log.info("latency at %.0f events/s ...", latency_rate)
         token = security.issue_token(secret, user_id, org_id, 3600)
         latencies = _latency(port, token, fleet, latency_rate, latency_s, run_id)
-        registry = app.state.edgefleet.metrics.registry
         redelivered = registry.get_sample_value("edgefleet_ingest_duplicates_total") or 0.0
     finally:
         server.should_exit = True
@@ -261,7 +315,6 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
             session.execute(delete(Organization).where(Organization.id == org_id))
         backend = engine.url.get_backend_name()
         engine.dispose()
-        tmp.cleanup()
 
     latencies.sort()
 
@@ -280,8 +333,12 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "published": published,
+        "mode": mode,
+        "target_rate": target_rate if mode == "paced" else None,
         "publish_s": round(publish_s, 2),
+        "publisher_cpu_us_per_event": round(publisher_cpu_s / max(published, 1) * 1e6, 1),
         "ingest_s": round(ingest_s, 2),
+        "lag_s": round(ingest_s - publish_s, 2),
         "redelivered_absorbed": int(redelivered),
         "latency_samples": len(latencies),
         "latency_rate": latency_rate,
@@ -289,28 +346,34 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
         "broker": broker,
         "devices": n_devices,
         "publisher_processes": processes,
+        "load_1m_start": load_start,
+        "load_1m_end": _load_1m(),
     }
 
 
 def _latency(port: int, token: str, fleet: Fleet, rate: float, seconds: float, run_id: str) -> list[float]:  # noqa: PLR0917
-    """Publish at `rate` with fresh timestamps; measure device `ts` -> WebSocket receipt."""
-    from websockets.sync.client import connect
-
-    latencies: list[float] = []
-    count = int(rate * seconds)
+    """Publish at `rate` with fresh timestamps; measure device `ts` -> WebSocket receipt in a separate
+    process (a receiver inside this process would queue for the server's GIL)."""
     processes = len(fleet.devices) if fleet.per_device_clients else 1
-    with connect(f"ws://127.0.0.1:{port}/api/v1/stream?token={token}") as ws:
-        pubs = _publishers(
-            fleet, count - count % processes, processes, rate, f"lat-{run_id}", first_seq=LATENCY_SEQ
-        )
-        deadline = time.monotonic() + seconds + 30
-        while len(latencies) < count - count % processes and time.monotonic() < deadline:
-            try:
-                message = json.loads(ws.recv(timeout=30))
-            except TimeoutError:
-                break
-            if message["type"] == "event":
-                sent = datetime.fromisoformat(message["data"]["ts"]).timestamp()
-                latencies.append(time.time() - sent)
-        _wait(pubs)
+    count = int(rate * seconds)
+    count -= count % processes
+    receiver = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("_ws_latency.py")),
+            f"ws://127.0.0.1:{port}/api/v1/stream?token={token}",
+            str(count),
+            str(seconds + 30),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None
+    if receiver.stdout.readline().strip() != "ready":
+        receiver.kill()
+        raise RuntimeError("the WebSocket receiver did not connect")
+    pubs = _publishers(fleet, count, processes, rate, f"lat-{run_id}", first_seq=LATENCY_SEQ)
+    _wait(pubs)
+    out, _ = receiver.communicate(timeout=seconds + 90)
+    latencies: list[float] = json.loads(out.strip().splitlines()[-1])
     return latencies

@@ -28,7 +28,15 @@ def test_contracts_schema_prints_the_whole_contract() -> None:
     result = runner.invoke(app, ["contracts", "schema"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert set(document["messages"]) == {"status", "event", "telemetry", "ota/state", "cmd", "ota/cmd"}
+    assert set(document["messages"]) == {
+        "status",
+        "event",
+        "telemetry",
+        "ota/state",
+        "sample",
+        "cmd",
+        "ota/cmd",
+    }
     assert "model_card" in document
 
 

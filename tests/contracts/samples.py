@@ -13,12 +13,15 @@ from edgefleet.contracts import (
     Status,
     Telemetry,
     VersionedMessage,
+    WindowSample,
 )
 
 TS = datetime(2026, 11, 23, 12, 0, 0, 123000, tzinfo=UTC)
 DEVICE = "pump-07"
 # The smallest valid JPEG header bytes; contents do not matter to the contract.
 THUMBNAIL = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(200)).decode()
+# 4 samples x 2 axes of int16 little-endian.
+WINDOW_DATA = base64.b64encode(bytes(range(16))).decode()
 
 
 def sample_messages() -> list[VersionedMessage]:
@@ -78,6 +81,21 @@ def sample_messages() -> list[VersionedMessage]:
         ),
         OtaState(device_id=DEVICE, seq=7, ts=TS, state="DOWNLOADING", progress=0.5, rollout_id="r1"),
         OtaState(device_id=DEVICE, seq=8, ts=TS, state="FAILED", reason="signature mismatch"),
+        WindowSample(
+            device_id=DEVICE,
+            seq=9,
+            ts=TS,
+            model_id="vib-ae",
+            model_version="3",
+            window=812,
+            sample_rate_hz=200.0,
+            axes=["ax", "az"],
+            length=4,
+            scale=[6.1e-05, 6.1e-05],
+            data=WINDOW_DATA,
+            score=0.12,
+            threshold=0.4,
+        ),
         Command(device_id=DEVICE, ts=TS, command_id="c-1", command="recommission", args={"windows": 200}),
         OtaCommand(
             device_id=DEVICE,

@@ -20,7 +20,15 @@ def test_encoded_messages_validate_against_the_exported_schema(message: Versione
 
 def test_contract_document_covers_every_channel_and_the_model_card() -> None:
     document = contract_document()
-    assert set(document["messages"]) == {"status", "event", "telemetry", "ota/state", "cmd", "ota/cmd"}
+    assert set(document["messages"]) == {
+        "status",
+        "event",
+        "telemetry",
+        "ota/state",
+        "sample",
+        "cmd",
+        "ota/cmd",
+    }
     assert document["channels"]["cmd"]["direction"] == "server->device"
     assert document["max_payload_bytes"] == 65536
     json.dumps(document)  # serializable as is

@@ -96,8 +96,16 @@ def test_all_artifacts_are_written(trained: Trained) -> None:
         "model_card.json",
         "report.json",
         "report.html",
+        "self_test.json",
     }
     assert "int8 AUC" in trained.output
+
+
+def test_self_test_cases_are_written_from_the_exported_model(trained: Trained) -> None:
+    from edgefleet.ml.selftest import load_self_test, make_self_test
+
+    cases = load_self_test(trained.out / "self_test.json")
+    assert len(cases) == 4 and cases == make_self_test(trained.out)
 
 
 def test_report_has_every_required_figure(trained: Trained) -> None:

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from edgefleet.contracts import utc_now
 from edgefleet.server import create_app
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db import transaction
+from edgefleet.server.db.models import Device
 from edgefleet.server.ingest import IngestStore
 from edgefleet.server.services import accounts
-from tests.server import seed
+from tests.server import drift_helpers, registry_kit, seed
 from tests.server.conftest import PASSWORD, Account, invite, make_settings, sign_up
 
 PRINCIPALS = ("anonymous", "viewer", "admin", "owner", "other")
@@ -58,6 +61,28 @@ class World:
             )
             return user.id
 
+    def new_model(self) -> int:
+        files = registry_kit.files(registry_kit.card(f"{MARKER}-model", f"1.0.{next(_n)}"))
+        response = self.client.post("/api/v1/models", files=files, headers=self.accounts["owner"].headers)
+        model_pk: int = response.json()["id"]
+        return model_pk
+
+    def new_claimed_device(self) -> str:
+        device_id = self.new_device()
+        with transaction(self.context.sessions) as session:  # rollouts target claimed devices only
+            device = session.get(Device, device_id)
+            assert device is not None
+            device.claimed_at = utc_now()
+        return device_id
+
+    def new_rollout(self, paused: bool = False) -> int:
+        body = {"model_pk": self.ids["model"], "target": {"device_ids": [self.new_claimed_device()]}}
+        headers = self.accounts["owner"].headers
+        rollout_id: int = self.client.post("/api/v1/rollouts", json=body, headers=headers).json()["id"]
+        if paused:
+            self.client.post(f"/api/v1/rollouts/{rollout_id}/pause", headers=headers)
+        return rollout_id
+
     def owner_key(self) -> int:
         response = self.client.post(
             "/api/v1/auth/api-keys", json={"name": "k"}, headers=self.accounts["owner"].headers
@@ -71,11 +96,14 @@ Setup = Callable[[World], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Rule:
-    role: str  # least role allowed: viewer | admin | owner | public | self
+    role: str  # least role allowed: viewer | admin | owner | public | self | device (no user may)
     scope: str  # "resource": other org gets 404; "collection": other org gets its own (no leak)
     body: Callable[[], Any] | None = None
     setup: Setup = lambda _w: {}
     params: dict[str, str] = field(default_factory=dict)
+    files: Callable[[], Any] | None = None  # multipart uploads
+    query: Setup = lambda _w: {}  # query parameters that need objects made by the world
+    json: Setup | None = None  # a body that needs objects made by the world
 
 
 def _device(w: World) -> dict[str, Any]:
@@ -84,6 +112,20 @@ def _device(w: World) -> dict[str, Any]:
 
 def _fresh_device(w: World) -> dict[str, Any]:
     return {"device_id": w.new_device()}
+
+
+def _drifting_device(w: World) -> dict[str, Any]:
+    """The world's device with versioned telemetry, so drift routes have org A data to (not) leak."""
+    seed.ingest(IngestStore(w.context.sessions), drift_helpers.report(w.ids["device"], 20_000, drift=2.0))
+    return {"device_id": w.ids["device"]}
+
+
+def _model(w: World) -> dict[str, Any]:
+    return {"model_pk": w.ids["model"]}
+
+
+def _upload() -> Any:
+    return registry_kit.files(registry_kit.card("matrix-upload", f"2.0.{next(_n)}"))
 
 
 RULES: dict[tuple[str, str], Rule] = {
@@ -104,6 +146,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/organization"): Rule("viewer", "collection"),
     ("PATCH", "/api/v1/organization"): Rule("owner", "collection", body=lambda: {"event_retention_days": 90}),
     ("GET", "/api/v1/organization/audit"): Rule("admin", "collection"),
+    ("GET", "/api/v1/organization/signing-key"): Rule("viewer", "collection"),
     ("GET", "/api/v1/users"): Rule("viewer", "collection"),
     ("PATCH", "/api/v1/users/{user_id}"): Rule(
         "owner", "resource", body=lambda: {"is_active": True}, setup=lambda w: {"user_id": w.new_user()}
@@ -118,6 +161,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/devices"): Rule("viewer", "collection"),
     ("POST", "/api/v1/devices"): Rule("admin", "collection", body=lambda: {"id": f"new-{next(_n)}"}),
     ("GET", "/api/v1/devices/{device_id}"): Rule("viewer", "resource", setup=_device),
+    ("PATCH", "/api/v1/devices/{device_id}"): Rule(
+        "admin", "resource", body=lambda: {"tags": ["line-1"]}, setup=_fresh_device
+    ),
     ("POST", "/api/v1/devices/{device_id}/revoke"): Rule("admin", "resource", setup=_fresh_device),
     ("DELETE", "/api/v1/devices/{device_id}"): Rule("admin", "resource", setup=_fresh_device),
     ("POST", "/api/v1/devices/{device_id}/commands"): Rule(
@@ -129,14 +175,44 @@ RULES: dict[tuple[str, str], Rule] = {
         "viewer", "resource", setup=lambda w: {"event_id": w.ids["event"]}
     ),
     ("GET", "/api/v1/telemetry/rollups"): Rule("viewer", "collection"),
+    ("GET", "/api/v1/samples"): Rule("viewer", "collection"),
     ("GET", "/api/v1/stats/events"): Rule("viewer", "collection", params={"group_by": "device"}),
     ("GET", "/api/v1/stats/overview"): Rule("viewer", "collection"),
     ("GET", "/api/v1/alarms"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/models"): Rule("admin", "collection", files=_upload),
+    ("GET", "/api/v1/models"): Rule("viewer", "collection"),
+    ("GET", "/api/v1/models/compare"): Rule(
+        "viewer", "resource", query=lambda w: {"a": w.ids["model"], "b": w.new_model()}
+    ),
+    ("GET", "/api/v1/models/{model_pk}"): Rule("viewer", "resource", setup=_model),
+    ("POST", "/api/v1/models/{model_pk}/default"): Rule("admin", "resource", setup=_model),
+    ("GET", "/api/v1/models/{model_pk}/manifest"): Rule("viewer", "resource", setup=_model),
+    ("GET", "/api/v1/ota/packages/{model_pk}"): Rule("device", "resource", setup=_model),
     ("POST", "/api/v1/alarms/{alarm_id}/ack"): Rule(
         "admin", "resource", setup=lambda w: {"alarm_id": w.new_alarm()}
     ),
     ("POST", "/api/v1/alarms/{alarm_id}/clear"): Rule(
         "admin", "resource", setup=lambda w: {"alarm_id": w.new_alarm()}
+    ),
+    ("GET", "/api/v1/drift"): Rule("viewer", "collection", setup=_drifting_device),
+    ("GET", "/api/v1/drift/devices/{device_id}"): Rule("viewer", "resource", setup=_drifting_device),
+    ("GET", "/api/v1/rollouts"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/rollouts"): Rule(  # "resource": org A's model and devices are unknown to org B
+        "admin",
+        "resource",
+        json=lambda w: {"model_pk": w.ids["model"], "target": {"device_ids": [w.new_claimed_device()]}},
+    ),
+    ("GET", "/api/v1/rollouts/{rollout_id}"): Rule(
+        "viewer", "resource", setup=lambda w: {"rollout_id": w.new_rollout()}
+    ),
+    ("POST", "/api/v1/rollouts/{rollout_id}/pause"): Rule(
+        "admin", "resource", setup=lambda w: {"rollout_id": w.new_rollout()}
+    ),
+    ("POST", "/api/v1/rollouts/{rollout_id}/resume"): Rule(
+        "admin", "resource", setup=lambda w: {"rollout_id": w.new_rollout(paused=True)}
+    ),
+    ("POST", "/api/v1/rollouts/{rollout_id}/abort"): Rule(
+        "admin", "resource", setup=lambda w: {"rollout_id": w.new_rollout()}
     ),
 }
 RANK = {"viewer": 0, "admin": 1, "owner": 2}
@@ -156,6 +232,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         w = World(client, app.state.edgefleet, people)
         w.ids["device"] = w.new_device()
+        w.ids["model"] = w.new_model()
         store = IngestStore(w.context.sessions)
         seed.ingest(store, seed.anomaly(w.ids["device"]), seed.telemetry(w.ids["device"], 10_000))
         events = client.get("/api/v1/events", headers=owner.headers).json()["items"]
@@ -172,6 +249,8 @@ def test_every_route_has_a_rule(world: World) -> None:
 def _expected(rule: Rule, principal: str) -> str:
     if rule.role == "public":
         return "allowed"
+    if rule.role == "device":  # device credentials only (tests/server/test_ota_download.py)
+        return "401"
     if principal == "anonymous":
         return "401"
     if principal == "other":
@@ -189,9 +268,11 @@ def test_authorization(world: World, method: str, path: str, principal: str) -> 
     rule = RULES[(method, path)]
     url = path.format(**rule.setup(world))
     headers = {} if principal == "anonymous" else world.accounts[principal].headers
-    body = rule.body() if rule.body else None
+    body = rule.body() if rule.body else rule.json(world) if rule.json else None
     world.client.cookies.clear()
-    response = world.client.request(method, url, json=body, headers=headers, params=rule.params)
+    files = rule.files() if rule.files else None
+    params = {**rule.params, **rule.query(world)}
+    response = world.client.request(method, url, json=body, files=files, headers=headers, params=params)
     expected = _expected(rule, principal)
     detail = f"{method} {url} as {principal}: {response.status_code} {response.text[:200]}"
     if expected in {"allowed", "own"}:

@@ -58,11 +58,12 @@ def test_events_flow_from_the_broker_to_the_api_once(tmp_path: Path, mosquitto: 
         assert device_row["online"] is True and device_row["last_seen"] is not None
         alarms = client.get("/api/v1/alarms", headers=owner.headers).json()
         assert len(alarms) == 1 and alarms[0]["event_count"] == 20
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=owner.headers).text
         assert 'edgefleet_ingest_stored_total{channel="event"} 20.0' in metrics
         assert "edgefleet_ingest_duplicates_total 5.0" in metrics
         wait_until(
-            lambda: 'reason="device_mismatch"} 1.0' in client.get("/metrics").text, what="reject count"
+            lambda: 'reason="device_mismatch"} 1.0' in client.get("/metrics", headers=owner.headers).text,
+            what="reject count",
         )
 
 

@@ -24,6 +24,9 @@ EXPECTED_TABLES = {
     "alarms",
     "models",
     "audit_log",
+    "signing_keys",
+    "model_packages",
+    "model_defaults",
 }
 
 

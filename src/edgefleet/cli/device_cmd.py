@@ -14,7 +14,7 @@ from edgefleet.cli.console import console, err_console, fail
 from edgefleet.cli.settings import CliSettings
 
 if TYPE_CHECKING:
-    from edgefleet.edge.config import DeviceConfig
+    from edgefleet.edge.config import DeviceConfig, TrustedKey
     from edgefleet.edge.model import ModelBundle
 
 app = typer.Typer(
@@ -72,6 +72,25 @@ def build_config(config_path: Path | None, **overrides: Any) -> "DeviceConfig":
         fail(f"invalid device settings: {err}")
 
 
+def parse_trust_keys(values: list[str] | None) -> "list[TrustedKey]":
+    """`KEY_ID:PUBLIC_KEY_B64` (or just the base64 key; its id is derived) -> trusted keys."""
+    from pydantic import ValidationError
+
+    from edgefleet.contracts import ContractError, key_id_for
+    from edgefleet.edge.config import TrustedKey
+
+    keys = []
+    for value in values or []:
+        key_id, sep, public_key = value.partition(":")
+        try:
+            if not sep:
+                key_id, public_key = key_id_for(value), value
+            keys.append(TrustedKey(key_id=key_id, public_key=public_key))
+        except (ContractError, ValidationError) as err:
+            fail(f"--trust-key {value!r}: {err}")
+    return keys
+
+
 def clock_overrides(ntp_servers: list[str] | None, no_ntp: bool) -> dict[str, Any]:
     if no_ntp:
         return {"clock__enabled": False}
@@ -110,8 +129,22 @@ def run(
     ] = None,
     drain_timeout: Annotated[float, typer.Option(help="At the end, wait this long for the outbox.")] = 10.0,
     backend: Annotated[str | None, typer.Option(help="Inference backend: tflm (default) or int8ref.")] = None,
+    ota: Annotated[
+        bool | None, typer.Option("--ota/--no-ota", help="Take model updates on ota/cmd (default: on).")
+    ] = None,
+    ota_dir: Annotated[
+        Path | None, typer.Option(help="The device's A/B model slots (default: HOME/ota/ID).")
+    ] = None,
+    trust_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Model-signing key to accept: KEY_ID:PUBLIC_KEY_B64 (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run one device against a broker until stopped (Ctrl-C) or the source ends."""
+    """Run one device against a broker until stopped (Ctrl-C) or the source ends.
+
+    With OTA on, the model in the active slot (if an update was installed) runs instead of --model,
+    which stays the factory fallback.
+    """
     from edgefleet.edge.device import Device
     from edgefleet.edge.errors import EdgeError
     from edgefleet.edge.sources import open_source
@@ -128,8 +161,16 @@ def run(
         telemetry_interval_s=telemetry_interval,
         commissioning__windows=commission_windows,
         backend=backend,
+        ota__enabled=ota if ota is not None else (None if config else True),
+        ota__directory=ota_dir or (None if config else settings.home / "ota" / device_id),
         **clock_overrides(ntp_server, no_ntp),
     )
+    keys = parse_trust_keys(trust_key)
+    if keys:
+        known = {k.key_id: k for k in [*cfg.ota.trusted_keys, *keys]}
+        cfg = cfg.model_copy(
+            update={"ota": cfg.ota.model_copy(update={"trusted_keys": list(known.values())})}
+        )
     rate = bundle.card.feature_spec.sample_rate_hz if bundle and bundle.card.feature_spec else 200.0
     axes = tuple(bundle.card.sensor.axes) if bundle and bundle.card.sensor else None
     try:
@@ -161,6 +202,9 @@ def run(
                 "events": len(device.events_created),
                 "outbox_depth_at_exit": depth,
                 "rejected": dict(device.core.rejects.total),
+                "model_id": device.model_id,
+                "model_version": device.model_version,
+                "ota_slot": device.ota.active_slot if device.ota else None,
             }
         )
     )

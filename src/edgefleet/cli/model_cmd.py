@@ -5,8 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edgefleet.cli import camera_cmd, firmware_cmd
-from edgefleet.cli.console import PASSTHROUGH, not_implemented
+from edgefleet.cli import camera_cmd, firmware_cmd, model_push, retrain_cmd
 
 app = typer.Typer(help="Models: train, quantize, export, pull, push to the registry.", no_args_is_help=True)
 
@@ -58,13 +57,7 @@ app.command("pull")(camera_cmd.pull)
 app.command("train-vision")(camera_cmd.train_vision)
 
 
-@app.command(context_settings=PASSTHROUGH)
-def push() -> None:
-    """Upload a model directory to the server's registry."""
-    not_implemented("model push", 8)
+app.command("push")(model_push.push)
 
 
-@app.command(context_settings=PASSTHROUGH)
-def retrain() -> None:
-    """Build a candidate model from devices' recent normal windows."""
-    not_implemented("model retrain", 8)
+app.command("retrain")(retrain_cmd.retrain)

@@ -60,6 +60,9 @@ def serve(
     from edgefleet.server import ServerError, create_app
 
     settings = _settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port)
+    if "public_url" not in settings.model_fields_set:  # model manifests point devices at this server
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
     try:
         settings.require_safe()
         app = create_dashboard_app(settings) if dashboard else create_app(settings)

@@ -31,6 +31,7 @@ from edgefleet.contracts.errors import (
 )
 from edgefleet.contracts.messages import (
     EVENT_KINDS,
+    MAX_WINDOW_SAMPLE_B64_CHARS,
     OTA_STATES,
     Command,
     DeviceMessage,
@@ -44,6 +45,7 @@ from edgefleet.contracts.messages import (
     ServerMessage,
     Status,
     Telemetry,
+    WindowSample,
 )
 from edgefleet.contracts.model_card import (
     FeatureSpec,
@@ -89,6 +91,7 @@ __all__ = [
     "EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
     "MAX_THUMBNAIL_B64_CHARS",
+    "MAX_WINDOW_SAMPLE_B64_CHARS",
     "MESSAGE_TYPES",
     "OTA_STATES",
     "PACKAGE_MEDIA_TYPE",
@@ -128,6 +131,7 @@ __all__ = [
     "TopicAddress",
     "TopicError",
     "VersionedMessage",
+    "WindowSample",
     "WireModel",
     "build_package",
     "channel_of",

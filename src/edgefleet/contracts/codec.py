@@ -13,17 +13,26 @@ from edgefleet.contracts.errors import (
     PayloadTooLargeError,
     SchemaVersionError,
 )
-from edgefleet.contracts.messages import Command, Event, OtaCommand, OtaState, Status, Telemetry
+from edgefleet.contracts.messages import (
+    Command,
+    Event,
+    OtaCommand,
+    OtaState,
+    Status,
+    Telemetry,
+    WindowSample,
+)
 from edgefleet.contracts.model_card import ModelCard
 from edgefleet.contracts.topics import Channel, TopicAddress, parse_topic
 
-Message = Status | Event | Telemetry | OtaState | Command | OtaCommand
+Message = Status | Event | Telemetry | OtaState | WindowSample | Command | OtaCommand
 
 MESSAGE_TYPES: Final[dict[Channel, type[VersionedMessage]]] = {
     Channel.STATUS: Status,
     Channel.EVENT: Event,
     Channel.TELEMETRY: Telemetry,
     Channel.OTA_STATE: OtaState,
+    Channel.SAMPLE: WindowSample,
     Channel.CMD: Command,
     Channel.OTA_CMD: OtaCommand,
 }
@@ -87,7 +96,7 @@ def decode(channel: Channel | str, payload: bytes | str) -> Message:
     """Decode a payload received on `channel`."""
     channel = Channel(channel)
     message = decode_as(MESSAGE_TYPES[channel], payload, what=f"{channel.value!r}")
-    assert isinstance(message, Status | Event | Telemetry | OtaState | Command | OtaCommand)
+    assert isinstance(message, Status | Event | Telemetry | OtaState | WindowSample | Command | OtaCommand)
     return message
 
 

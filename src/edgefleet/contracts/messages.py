@@ -1,5 +1,6 @@
 """Message schemas, one per channel (see DESIGN.md, "Wire contract")."""
 
+import base64
 from typing import Annotated, Final, Literal, Self, get_args
 
 from pydantic import Field, StringConstraints, model_validator
@@ -178,4 +179,43 @@ class OtaCommand(ServerMessage):
     def _update_needs_manifest(self) -> Self:
         if self.action == "update" and self.manifest is None:
             raise ValueError("an update needs a `manifest`")
+        return self
+
+
+# A sampled window must leave room for the rest of the message inside the payload limit.
+MAX_WINDOW_SAMPLE_B64_CHARS: Final = 56 * 1024
+WindowEncoding = Literal["int16le"]
+
+
+class WindowSample(DeviceMessage):
+    """A raw sensor window the device scored as normal, sampled for retraining (on `sample`).
+
+    `data` is base64 of little-endian int16 values, sample-major: `length` samples x len(`axes`)
+    values; axis j's physical value (in the model card's sensor unit) is `value * scale[j]`.
+    Devices send these only when configured to, rate-limited, never while commissioning.
+    """
+
+    model_id: Name | None = None
+    model_version: Version | None = None
+    window: Count = Field(description="index of the window on the device")
+    sample_rate_hz: Annotated[float, Field(gt=0, le=1_000_000)]
+    axes: list[Name] = Field(min_length=1, max_length=16)
+    length: Annotated[int, Field(ge=2, le=1 << 16)] = Field(description="samples per axis")
+    encoding: WindowEncoding = "int16le"
+    scale: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, max_length=16)
+    data: Annotated[Base64Text, StringConstraints(max_length=MAX_WINDOW_SAMPLE_B64_CHARS)]
+    score: float | None = Field(default=None, description="the window's anomaly score on the device")
+    threshold: float | None = Field(default=None, description="the threshold in force on the device")
+
+    @model_validator(mode="after")
+    def _data_matches_shape(self) -> Self:
+        if len(self.scale) != len(self.axes):
+            raise ValueError(f"`scale` has {len(self.scale)} entries for {len(self.axes)} axes")
+        expected = self.length * len(self.axes) * 2
+        size = len(base64.b64decode(self.data))
+        if size != expected:
+            raise ValueError(
+                f"`data` holds {size} bytes; {self.length} samples x {len(self.axes)} axes of int16 "
+                f"need {expected}"
+            )
         return self

@@ -23,6 +23,7 @@ class Channel(StrEnum):
     EVENT = "event"
     TELEMETRY = "telemetry"
     OTA_STATE = "ota/state"
+    SAMPLE = "sample"
     CMD = "cmd"
     OTA_CMD = "ota/cmd"
 

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from edgefleet.dashboard.queries import AlarmSpan
+from edgefleet.server.services.drift_queries import VersionSeries
 
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
 
@@ -167,4 +168,112 @@ def category_bars(title: str, unit: str, values: Sequence[tuple[str, float]]) ->
         series=[{"type": "bar", "data": [round(v, 6) for _, v in values]}],
     )
     option["grid"]["bottom"] = 72
+    return option
+
+
+# --- drift (issue 8) ---------------------------------------------------------------------------
+def _version_marks(series: Sequence[VersionSeries]) -> list[dict[str, Any]]:
+    """Vertical lines where the device started on another model version."""
+    return [
+        {
+            "xAxis": _ms(s.points[0].ts),
+            "name": f"→ {s.model_version}",
+            "label": {"formatter": f"→ {s.model_version}"},
+        }
+        for s in series[1:]
+        if s.points
+    ]
+
+
+def drift_chart(series: Sequence[VersionSeries]) -> dict[str, Any]:
+    """The device's drift statistic over time, one line per model version, with the limit line."""
+    option = _base("Drift by model version")
+    limit = series[0].drift_limit if series else None
+    lines: list[dict[str, Any]] = [
+        {
+            "name": f"drift {s.model_version}",
+            "type": "line",
+            "showSymbol": False,
+            "connectNulls": False,
+            "data": [[_ms(p.ts), p.drift] for p in s.points if p.drift is not None],
+        }
+        for s in series
+    ]
+    marks: list[dict[str, Any]] = _version_marks(series)
+    if limit is not None:
+        label = {"formatter": f"limit {limit:g} σ", "position": "insideEndTop"}
+        marks.append({"yAxis": limit, "name": "limit", "label": label})
+    if lines:
+        lines[0]["markLine"] = {
+            "silent": True,
+            "symbol": "none",
+            "lineStyle": {"type": "dashed", "color": "#dc2626"},
+            "data": marks,
+        }
+    option.update(
+        legend={"bottom": 0, "type": "scroll"},
+        xAxis=_time_axis(),
+        yAxis={
+            "type": "value",
+            "name": "drift statistic (σ)",
+            "nameLocation": "middle",
+            "nameGap": 48,
+            "min": 0,
+        },
+        series=lines,
+    )
+    option["grid"]["bottom"] = 64
+    return option
+
+
+def drift_score_chart(series: Sequence[VersionSeries]) -> dict[str, Any]:
+    """Score p50/p95 per model version against the model card's p50/p95 (dashed) and the p95 limit."""
+    option = _base("Score against the model card")
+    lines: list[dict[str, Any]] = []
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        span = [_ms(s.points[0].ts), _ms(s.points[-1].ts)] if s.points else []
+        line = {"type": "line", "showSymbol": False, "itemStyle": {"color": color}}
+        lines.append(
+            {
+                **line,
+                "name": f"p95 {s.model_version}",
+                "data": [[_ms(p.ts), p.score_p95] for p in s.points if p.score_p95 is not None],
+            }
+        )
+        lines.append(
+            {
+                **line,
+                "name": f"p50 {s.model_version}",
+                "data": [[_ms(p.ts), p.score_p50] for p in s.points if p.score_p50 is not None],
+                "lineStyle": {"width": 1, "opacity": 0.7},
+            }
+        )
+        for name, value, style in (
+            (f"card p95 {s.model_version}", s.card_p95, "dashed"),
+            (f"card p50 {s.model_version}", s.card_p50, "dashed"),
+            (f"p95 limit {s.model_version}", s.p95_limit, "dotted"),
+        ):
+            if value is not None and span:
+                lines.append(
+                    {
+                        **line,
+                        "name": name,
+                        "data": [[t, value] for t in span],
+                        "lineStyle": {"type": style, "width": 1},
+                    }
+                )
+    option.update(
+        legend={"bottom": 0, "type": "scroll"},
+        xAxis=_time_axis(),
+        yAxis={
+            "type": "value",
+            "name": "score (reconstruction error)",
+            "nameLocation": "middle",
+            "nameGap": 48,
+            "scale": True,
+        },
+        series=lines,
+    )
+    option["grid"]["bottom"] = 64
     return option

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from edgefleet.contracts import utc_now
 from edgefleet.server.db.models import Alarm, Device, EventRow, TelemetryHourly, TelemetryRow
+from edgefleet.server.services import drift_queries
+from edgefleet.server.services.drift import DriftLimits
+from edgefleet.server.services.drift_queries import DeviceDrift, VersionSeries
 
 SPARK_POINTS = 24
 StateFilter = Literal["all", "online", "offline", "alarm"]
@@ -153,7 +156,11 @@ def alarm_spans(session: Session, org_id: int, device_id: str, since: datetime) 
 def telemetry_since(session: Session, org_id: int, device_id: str, since: datetime) -> list[TelemetryRow]:
     query = (
         select(TelemetryRow)
-        .where(TelemetryRow.org_id == org_id, TelemetryRow.device_id == device_id, TelemetryRow.ts >= since)
+        # `org_id + 0`: with a bare org_id SQLite prefers ix_telemetry_org_ts and scans the whole
+        # organization (seconds at 1,000 devices x 24 h instead of milliseconds)
+        .where(
+            (TelemetryRow.org_id + 0) == org_id, TelemetryRow.device_id == device_id, TelemetryRow.ts >= since
+        )
         .order_by(TelemetryRow.ts.desc())
         .limit(5_000)
     )
@@ -229,3 +236,24 @@ def anomaly_rate_per_device(session: Session, org_id: int, since: datetime) -> l
 
 def since(hours: float) -> datetime:
     return utc_now() - timedelta(hours=hours)
+
+
+# --- drift (issue 8) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftHistory:
+    state: DeviceDrift | None
+    """The device's current verdict (None before it reported a model version)."""
+    series: list[VersionSeries]
+    """Drift and score percentiles per model version, oldest version first."""
+
+
+def drift_history(
+    session: Session, org_id: int, device_id: str, since: datetime, limits: DriftLimits
+) -> DriftHistory:
+    """What the device page's drift section shows, for telemetry since `since`."""
+    return DriftHistory(
+        state=drift_queries.device_drift(session, org_id, device_id, limits),
+        series=drift_queries.device_series(
+            session, org_id, device_id, since, utc_now() + timedelta(seconds=1), limits=limits, max_points=720
+        ),
+    )

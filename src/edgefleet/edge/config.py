@@ -4,14 +4,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from edgefleet.contracts import ContractError, key_id_for
 from edgefleet.edge.clock import ClockConfig
 from edgefleet.edge.commissioning import CommissioningConfig
 from edgefleet.edge.decision import DebounceConfig, IsoRuleConfig
 from edgefleet.edge.drift import DriftConfig
 from edgefleet.edge.errors import ConfigError
 from edgefleet.edge.guards import GuardConfig
+from edgefleet.edge.samples import SampleUploadConfig
 
 
 class MqttConfig(BaseModel):
@@ -31,6 +33,48 @@ class OutboxConfig(BaseModel):
 
     directory: Path = Path(".edgefleet/outbox")
     max_messages: int = Field(default=10_000, ge=1)
+
+
+class TrustedKey(BaseModel):
+    """A model-signing public key the device accepts (Ed25519, base64 of the 32 raw bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="contracts.key_id_for(public_key)")
+    public_key: str
+
+    @model_validator(mode="after")
+    def _key_id_matches(self) -> "TrustedKey":
+        try:
+            expected = key_id_for(self.public_key)
+        except ContractError as err:
+            raise ValueError(f"trusted key {self.key_id}: {err}") from err
+        if expected != self.key_id:
+            raise ValueError(f"trusted key id {self.key_id} does not match its public key ({expected})")
+        return self
+
+
+class OtaConfig(BaseModel):
+    """Over-the-air model updates (edge.ota): A/B slots under `directory`, signed packages only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    directory: Path | None = Field(default=None, description="default: .edgefleet/ota/<device id>")
+    trusted_keys: list[TrustedKey] = Field(default_factory=list, max_length=16)
+    pending_windows: int = Field(
+        default=30, ge=1, description="healthy windows before a new model is confirmed"
+    )
+    pending_s: float | None = Field(default=None, gt=0, description="and, if set, this many seconds")
+    max_pending_boots: int = Field(default=1, ge=0, description="restarts tolerated while pending")
+    require_self_test: bool = Field(default=True, description="refuse manifests without self-test cases")
+    download_attempts: int = Field(default=8, ge=1, description="attempts without progress before FAILED")
+    download_timeout_s: float = Field(default=30.0, gt=0)
+    backoff_min_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+
+    def directory_for(self, device_id: str) -> Path:
+        return self.directory if self.directory is not None else Path(".edgefleet/ota") / device_id
 
 
 class DeviceConfig(BaseModel):
@@ -55,6 +99,10 @@ class DeviceConfig(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     clock: ClockConfig = Field(default_factory=ClockConfig)
+    samples: SampleUploadConfig = Field(
+        default_factory=SampleUploadConfig, description="upload sampled normal windows (retraining)"
+    )
+    ota: OtaConfig = Field(default_factory=OtaConfig)
     gpio_pin: int = 5
 
 

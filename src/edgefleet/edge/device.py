@@ -10,14 +10,17 @@ from typing import Literal
 
 import numpy as np
 
-from edgefleet.contracts import Channel, Command, Event, Status, Telemetry, encode, topic_for
+from edgefleet.contracts import Channel, Command, Event, OtaState, Status, Telemetry, encode, topic_for
 from edgefleet.edge.clock import DeviceClock
 from edgefleet.edge.config import DeviceConfig
 from edgefleet.edge.decision import SimulatedGpio
+from edgefleet.edge.errors import EdgeError
 from edgefleet.edge.link import MqttLink
 from edgefleet.edge.model import ModelBundle
+from edgefleet.edge.ota import DeviceProfile, DownloadOptions, OtaAgent, StateReport
 from edgefleet.edge.outbox import Outbox
-from edgefleet.edge.pipeline import DeviceCore, EventDraft, WindowResult
+from edgefleet.edge.pipeline import DeviceCore, EventDraft, WindowResult, default_sensor
+from edgefleet.edge.samples import WindowSampler
 from edgefleet.edge.sources import SampleSource
 from edgefleet.edge.windowing import Windower
 
@@ -49,16 +52,32 @@ class Device:
     ) -> None:
         self.config = config
         self.device_id = config.device_id
-        self.core = DeviceCore(config, model, gpio=gpio)
         self.source = source
-        self.windower = Windower(self.core.window, self.core.hop, len(source.axes))
         self.outbox = Outbox(
             Path(config.outbox.directory) / f"{config.device_id}.sqlite", config.outbox.max_messages
         )
         self.clock = clock or DeviceClock(config.clock)
+        self.ota = self._make_ota(model) if config.ota.enabled else None
+        self.core = self._boot_core(model, gpio)
+        self.windower = Windower(self.core.window, self.core.hop, len(source.axes))
+        self.sampler = WindowSampler(  # sampled normal windows for retraining (off unless enabled)
+            config.samples,
+            self.device_id,
+            self.outbox,
+            self.clock,
+            axes=source.axes,
+            sample_rate_hz=self.core.sample_rate_hz,
+        )
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.link = (
-            MqttLink(config.device_id, config.mqtt, self.outbox, self._status_payload, self.commands.put)
+            MqttLink(
+                config.device_id,
+                config.mqtt,
+                self.outbox,
+                self._status_payload,
+                self.commands.put,
+                on_ota_command=self.ota.submit if self.ota else None,
+            )
             if connect
             else None
         )
@@ -69,6 +88,79 @@ class Device:
         self._lock = threading.Lock()
         self.finished = False
         self._last_mode = self.core.mode
+
+    # -- over-the-air model updates ----------------------------------------------------------------
+
+    def _make_ota(self, factory: ModelBundle | None) -> OtaAgent:
+        config = self.config
+        sensor = factory.card.sensor if factory and factory.card.sensor else default_sensor()
+        profile = DeviceProfile(
+            kind="vibration",
+            axes=tuple(self.source.axes),
+            units=tuple(sensor.units),
+            sample_rate_hz=float(self.source.sample_rate_hz),
+            runtime_version=RUNTIME_VERSION,
+            backend=config.backend,
+            arena_bytes=config.arena_bytes,
+        )
+        password = config.mqtt.password.get_secret_value() if config.mqtt.password else None
+        download = DownloadOptions(
+            username=config.mqtt.username or config.device_id,
+            password=password,
+            attempts=config.ota.download_attempts,
+            timeout_s=config.ota.download_timeout_s,
+            backoff_min_s=config.ota.backoff_min_s,
+            backoff_max_s=config.ota.backoff_max_s,
+        )
+        directory = config.ota.directory_for(config.device_id)
+        return OtaAgent(config.ota, directory, profile, self._emit_ota_state, download)
+
+    def _boot_core(self, factory: ModelBundle | None, gpio: SimulatedGpio | None) -> DeviceCore:
+        """The core on the model the OTA journal says is active (the factory model without OTA)."""
+        if self.ota is None:
+            return DeviceCore(self.config, factory, gpio=gpio)
+        bundle = self.ota.boot(factory)
+        while True:
+            try:
+                core = DeviceCore(self.config, bundle, gpio=gpio)
+                break
+            except EdgeError as err:
+                if self.ota.active_slot is None:
+                    raise
+                bundle = self.ota.boot_failed(err)
+        self.ota.swap = self._swap_model
+        return core
+
+    def _swap_model(self, bundle: ModelBundle | None) -> None:
+        """Run another model from the next window on (called on the device thread by the agent)."""
+        self.core.swap_model(bundle)
+        if (self.windower.window, self.windower.hop) != (self.core.window, self.core.hop):
+            self.windower = Windower(self.core.window, self.core.hop, len(self.source.axes))
+        if self.link:
+            self.link.publish_status()
+
+    def _emit_ota_state(self, report: StateReport) -> None:
+        def build(seq: int) -> bytes:
+            return encode(
+                OtaState(
+                    device_id=self.device_id,
+                    seq=seq,
+                    ts=self.clock.now(),
+                    clock_synced=self.clock.synced,
+                    state=report.state,
+                    rollout_id=report.rollout_id,
+                    model_id=report.model_id,
+                    model_version=report.model_version,
+                    active_slot=report.active_slot,
+                    progress=report.progress,
+                    reason=report.reason,
+                )
+            )
+
+        self.outbox.put(topic_for(self.device_id, Channel.OTA_STATE), "ota_state", build)
+        link = getattr(self, "link", None)  # boot reports come before the link exists
+        if link is not None:
+            link.notify()
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -179,6 +271,8 @@ class Device:
             self.clock.sync()
         if self.link:
             self.link.start()
+        if self.ota:
+            self.ota.start()
 
     def handle_command(self, command: Command) -> None:
         log.info("%s: command %s (%s)", self.device_id, command.command, command.command_id)
@@ -196,6 +290,8 @@ class Device:
         """Read what the source has (up to `max_samples`), decide, queue messages."""
         while not self.commands.empty():
             self.handle_command(self.commands.get_nowait())
+        if self.ota:
+            self.ota.service()
         chunk = self.source.read(max_samples)
         if chunk is None:
             self.finished = True
@@ -206,7 +302,16 @@ class Device:
         if pairs:
             windows = np.stack([w for w, _ in pairs])
             stamps = np.stack([t for _, t in pairs])
-            results = self.core.process(windows, stamps)
+            try:
+                results = self.core.process(windows, stamps)
+            except Exception as err:
+                if self.ota is None or not self.ota.pending:
+                    raise
+                self.ota.health_failed(f"inference_error: {err}")  # a new model failing: roll back
+                results = []
+            if self.ota:
+                self.ota.after_windows(results)
+            self.sampler.offer(windows, results, self.stream_s, self.model_id, self.model_version)
             for result in results:
                 for draft in result.events:
                     self._emit_event(draft)
@@ -262,6 +367,8 @@ class Device:
                 stop.wait(1.0)
 
     def close(self, graceful: bool = True) -> None:
+        if self.ota:
+            self.ota.stop()
         if self.link:
             self.link.stop(graceful=graceful)
         self.source.close()

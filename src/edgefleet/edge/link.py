@@ -3,7 +3,8 @@
 One thread per device runs paho's network loop and the publishing, so paho is only touched from
 that thread. A message leaves the outbox only when its PUBACK arrives. Un-acknowledged messages
 are re-sent by paho after a reconnect (same connection object), and by the outbox after a restart.
-The retained `status` says online (firmware, model); the last will says offline.
+The retained `status` says online (firmware, model); the last will says offline. Commands arrive on
+`cmd`, model updates on `ota/cmd` (when the device takes them).
 """
 
 import logging
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgefleet.contracts import Channel, Command, ContractError, decode_topic, topic_for
+from edgefleet.contracts import Channel, Command, ContractError, OtaCommand, decode_topic, topic_for
 from edgefleet.edge.config import MqttConfig
 from edgefleet.edge.outbox import Outbox
 
@@ -62,6 +63,8 @@ class MqttLink:
         outbox: Outbox,
         status_payload: Callable[[str], bytes],
         on_command: Callable[[Command], None] | None = None,
+        *,
+        on_ota_command: Callable[[OtaCommand], None] | None = None,
     ) -> None:
         url = urlparse(config.url)
         self.host, self.port = (
@@ -74,6 +77,7 @@ class MqttLink:
         self.outbox = outbox
         self.status_payload = status_payload
         self.on_command = on_command
+        self.on_ota_command = on_ota_command
         self.stats = LinkStats()
         self.backoff = Backoff(config.backoff_min_s, config.backoff_max_s)
         self.connected = threading.Event()
@@ -214,7 +218,10 @@ class MqttLink:
             return
         self.stats.connects += 1
         self.backoff.reset()
-        client.subscribe(topic_for(self.device_id, Channel.CMD), qos=1)
+        topics = [(topic_for(self.device_id, Channel.CMD), 1)]
+        if self.on_ota_command is not None:
+            topics.append((topic_for(self.device_id, Channel.OTA_CMD), 1))
+        client.subscribe(topics)
         self._status_requests.put("online")
         self.connected.set()
         self._wake.set()
@@ -249,3 +256,5 @@ class MqttLink:
             return
         if isinstance(command, Command) and self.on_command is not None:
             self.on_command(command)
+        elif isinstance(command, OtaCommand) and self.on_ota_command is not None:
+            self.on_ota_command(command)

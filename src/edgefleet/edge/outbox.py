@@ -2,8 +2,9 @@
 
 - `next_seq` is persisted in the same transaction as the message, so seq continues after a restart.
 - A message is removed only when the broker acknowledged it (`ack(seq)`).
-- Bounded: when full, the oldest telemetry is dropped first; events are dropped (oldest first)
-  only when nothing but events is left. Every drop is counted, and the counts are persisted.
+- Bounded: when full, the oldest sampled window (`sample`, for retraining) is dropped first, then
+  the oldest telemetry; events are dropped (oldest first) only when nothing but events is left.
+  Every drop is counted, and the counts are persisted.
 """
 
 import logging
@@ -18,9 +19,9 @@ from edgefleet.edge.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["event", "telemetry", "ota_state"]
+Kind = Literal["event", "telemetry", "ota_state", "sample"]
 # Lower priority is dropped first.
-_PRIORITY: Final[dict[str, int]] = {"telemetry": 0, "ota_state": 1, "event": 2}
+_PRIORITY: Final[dict[str, int]] = {"sample": -1, "telemetry": 0, "ota_state": 1, "event": 2}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -138,9 +139,13 @@ class Outbox:
             ).fetchall()
         return [OutboxMessage(int(r[0]), str(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
-    def depth(self) -> int:
+    def depth(self, kind: Kind | None = None) -> int:
+        """Stored messages, or those of one kind."""
         with self._lock:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+            if kind is None:
+                (n,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+            else:
+                (n,) = self._db.execute("SELECT COUNT(*) FROM messages WHERE kind = ?", (kind,)).fetchone()
             return int(n)
 
     def dropped(self) -> dict[str, int]:

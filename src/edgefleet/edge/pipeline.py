@@ -115,6 +115,17 @@ class Scorer:
         return np.asarray(reconstruction_score(z, y), dtype=np.float64), np.asarray(z), invoke_us
 
 
+def default_sensor() -> SensorSpec:
+    """The seed's MPU6050 (what a device without a model guards its inputs with)."""
+    m = MachineConfig()
+    return SensorSpec(
+        axes=list(AXES),
+        units=["g"] * 3 + ["dps"] * 3,
+        range_min=[-m.accel_range_g] * 3 + [-m.gyro_range_dps] * 3,
+        range_max=[m.accel_range_g] * 3 + [m.gyro_range_dps] * 3,
+    )
+
+
 class DeviceCore:
     """The decision-making part of a device; `model=None` runs degraded (rule checks only)."""
 
@@ -127,12 +138,33 @@ class DeviceCore:
         gpio: SimulatedGpio | None = None,
     ) -> None:
         self.config = config
-        self.model = model
-        self.card = model.card if model else None
-        self.scorer: Scorer | None = None
-        if model is not None:
+        self.rule_debouncer = Debouncer(config.rule_debounce)
+        self.rule_zone = "A"
+        self.fault_debouncers = {r: Debouncer(config.fault) for r in REASONS}
+        self._faults_live: set[str] = set()
+        self.gpio = gpio or SimulatedGpio(config.gpio_pin)
+        self.rejects = RejectCounter()
+        self.stats = IntervalStats()
+        self.windows_seen = 0
+        self._load(model, backend)
+
+    def swap_model(self, model: ModelBundle | None, backend: InferenceBackend | None = None) -> None:
+        """Run `model` from the next window on (an OTA switch or rollback).
+
+        The scorer, threshold, guards and drift monitor are rebuilt from the new card, and the
+        device commissions again if it is configured to. On an error the old model stays.
+        """
+        self._load(model, backend)
+        log.info(
+            "now running %s", f"{model.card.model_id} {model.card.model_version}" if model else "no model"
+        )
+
+    def _load(self, model: ModelBundle | None, backend: InferenceBackend | None) -> None:
+        config = self.config
+        scorer: Scorer | None = None
+        if model is not None:  # build the scorer first: a failure leaves the core as it was
             card = model.card
-            self.scorer = Scorer(card, backend or create_backend(config.backend, model, config.arena_bytes))
+            scorer = Scorer(card, backend or create_backend(config.backend, model, config.arena_bytes))
             assert card.feature_spec is not None and card.sensor is not None and card.threshold is not None
             fs = card.feature_spec
             self.sample_rate_hz = fs.sample_rate_hz
@@ -146,31 +178,20 @@ class DeviceCore:
                 far = 1.0 - card.threshold.percentile / 100.0
             self.commissioner = Commissioner(config.commissioning, self.card_baseline, far or 0.01)
         else:  # no model: the seed's MPU6050 at 200 Hz in 128-sample windows, rule checks only
-            m = MachineConfig()
-            self.sample_rate_hz, self.window, self.hop = m.sample_rate_hz, 128, 128
-            sensor = SensorSpec(
-                axes=list(AXES),
-                units=["g"] * 3 + ["dps"] * 3,
-                range_min=[-m.accel_range_g] * 3 + [-m.gyro_range_dps] * 3,
-                range_max=[m.accel_range_g] * 3 + [m.gyro_range_dps] * 3,
-            )
+            self.sample_rate_hz, self.window, self.hop = MachineConfig().sample_rate_hz, 128, 128
+            sensor = default_sensor()
             self.card_baseline = Baseline(np.zeros(1), np.ones(1), float("inf"), commissioned=False)
             self.commissioner = Commissioner(
                 config.commissioning.model_copy(update={"windows": 0}), self.card_baseline, 0.01
             )
+        self.model = model
+        self.card = model.card if model else None
+        self.scorer = scorer
         self.sensor = sensor
         self.guard = InputGuard.for_sensor(sensor, self.sample_rate_hz, config.guards)
         self.baseline = self.card_baseline
         self.debouncer = Debouncer(config.decision)
-        self.rule_debouncer = Debouncer(config.rule_debounce)
-        self.rule_zone = "A"
-        self.fault_debouncers = {r: Debouncer(config.fault) for r in REASONS}
-        self._faults_live: set[str] = set()
         self.drift = DriftMonitor(config.drift)
-        self.gpio = gpio or SimulatedGpio(config.gpio_pin)
-        self.rejects = RejectCounter()
-        self.stats = IntervalStats()
-        self.windows_seen = 0
 
     @property
     def mode(self) -> Literal["commissioning", "running", "degraded"]:

@@ -15,3 +15,7 @@ class DatasetError(MlError):
 
 class ExportError(MlError):
     """Conversion, measurement or writing of the artifacts failed."""
+
+
+class RetrainError(MlError):
+    """Retraining from the field cannot go on: server unreachable or refusing, too few windows."""

@@ -34,7 +34,7 @@ from edgefleet.dsp import (
     reconstruction_score,
     standardize,
 )
-from edgefleet.ml import autoencoder, optimize
+from edgefleet.ml import autoencoder, optimize, selftest
 from edgefleet.ml.baseline import fit_kmeans
 from edgefleet.ml.config import TrainConfig, expand_path
 from edgefleet.ml.datasets import Splits, load_splits
@@ -88,11 +88,15 @@ def int8_scores(
     runner: TflmModel | LiteRtModel, z: NDArray[np.float32], q_in: tuple[float, int], q_out: tuple[float, int]
 ) -> tuple[NDArray[np.float32], NDArray[np.int8]]:
     """The device's score: quantize z, run the int8 model, dequantize, MSE against z."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=np.float32), np.zeros(z.shape, dtype=np.int8)
     q = runner.run(quantize(z, *q_in))
     return reconstruction_score(z, dequantize(q, *q_out)), np.asarray(q, dtype=np.int8)
 
 
 def float_scores(model: bytes, z: NDArray[np.float32]) -> NDArray[np.float32]:
+    if len(z) == 0:
+        return np.zeros(0, dtype=np.float32)
     return reconstruction_score(z, LiteRtModel(model).run(z.astype(np.float32)))
 
 
@@ -103,18 +107,27 @@ def train(
     variables: Mapping[str, str] | None = None,
     config_sha256: str | None = None,
     progress: Progress | None = None,
+    splits: Splits | None = None,
+    data_source: str | None = None,
+    parent_model: str | None = None,
 ) -> TrainResult:
+    """`splits` (with `data_source` naming them) replaces loading `config.data`, e.g. field windows
+    for retraining (`ml.retrain`); their `test_anomaly` may be empty (anomaly metrics are then None)."""
     started = time.perf_counter()
     step = progress or _noop
     mcu_targets = [get_target(name) for name in config.targets]  # fail before training, not after
     step("data", 0.0)
-    data_path = resolve_data(config, variables or {})
-    splits: Splits = load_splits(config.data, data_path)
+    if splits is None:
+        data_path = resolve_data(config, variables or {})
+        splits = load_splits(config.data, data_path)
+        data_source = str(data_path)
+    faults = len(splits.test_anomaly) > 0
     step("data", 1.0)
     fcfg = feature_config(config)
     names = feature_names(fcfg)
     feats = {
-        k: extract(getattr(splits, k), fcfg) for k in ("train", "calibration", "test_normal", "test_anomaly")
+        k: extract(x, fcfg) if len(x := getattr(splits, k)) else np.zeros((0, len(names)), np.float32)
+        for k in ("train", "calibration", "test_normal", "test_anomaly")
     }
     mean, std = standardization(feats["train"])
     z = {k: standardize(v, mean, std) for k, v in feats.items()}  # exactly as on the device
@@ -141,13 +154,16 @@ def train(
     threshold = calibrate_threshold(s_cal, config.threshold)
     f_norm, f_anom = float_scores(float_model, z["test_normal"]), float_scores(float_model, z["test_anomaly"])
     kmeans = fit_kmeans(z["train"], config.kmeans_clusters, config.training.seed)
-    k_norm, k_anom = kmeans.score(z["test_normal"]), kmeans.score(z["test_anomaly"])
+    k_norm, k_anom = (
+        kmeans.score(z["test_normal"]),
+        kmeans.score(z["test_anomaly"]) if faults else np.zeros(0),
+    )
     k_thr = calibrate_threshold(kmeans.score(z["calibration"]), config.threshold).value  # same policy
     step("evaluate", 0.5)
 
     # Parity: LiteRT vs tflite-micro on every test output.
     lite_q = np.concatenate(
-        [lite.run(quantize(z["test_normal"], *q_in)), lite.run(quantize(z["test_anomaly"], *q_in))]
+        [lite.run(quantize(z[k], *q_in)) for k in ("test_normal", "test_anomaly") if len(z[k])]
     ).astype(np.int16)
     tflm_q = np.concatenate([q_norm, q_anom]).astype(np.int16)
     step_diff = np.abs(lite_q - tflm_q)
@@ -160,22 +176,24 @@ def train(
     step("evaluate", 1.0)
 
     optimized: dict[str, Any] = {}
-    if config.pruning.enabled or config.distillation.enabled:
+    if faults and (config.pruning.enabled or config.distillation.enabled):
         optimized = optimize.run_optional(config, trained.model, z, rep)
     step("optimize", 1.0)
 
-    metrics = detection_metrics(s_norm, s_anom, threshold.value)
+    metrics: dict[str, float | None] = {**detection_metrics(s_norm, s_anom, threshold.value)}
+    if not faults:  # nothing to detect: no recall, precision or misses to report
+        metrics.update(recall=None, precision=None, missed=None)
     stats = score_stats(s_cal)
     report: dict[str, Any] = {
-        "float": {"auc": auc(f_norm, f_anom)},
+        "float": {"auc": auc(f_norm, f_anom) if faults else None},
         "int8": {
-            "auc": auc(s_norm, s_anom),
+            "auc": auc(s_norm, s_anom) if faults else None,
             **metrics,
             "test_normal_windows": len(s_norm),
             "test_anomaly_windows": len(s_anom),
         },
         "baseline_kmeans": {
-            "auc": auc(k_norm, k_anom),
+            "auc": auc(k_norm, k_anom) if faults else None,
             "clusters": int(kmeans.model.n_clusters),
             "threshold": k_thr,
             **detection_metrics(k_norm, k_anom, k_thr),
@@ -211,7 +229,7 @@ def train(
         },
         "targets": targets,
         "data": {
-            "path": str(data_path),
+            "path": data_source or "in-memory windows",
             "windows": splits.stats.windows,
             "rejected": splits.stats.rejected,
             "rejected_reasons": splits.stats.rejected_reasons,
@@ -242,6 +260,7 @@ def train(
         report=report,
         data_sha256=splits.stats.sha256,
         config_sha256=config_sha256,
+        parent_model=parent_model,
     )
     html = render(
         report,
@@ -251,12 +270,16 @@ def train(
             "int8 autoencoder": roc(s_norm, s_anom),
             "float autoencoder": roc(f_norm, f_anom),
             "K-means": roc(k_norm, k_anom),
-        },
+        }
+        if faults
+        else {},
         COST_SOURCE,
     )
     files = write_artifacts(
         out, int8_model=int8_model, float_model=float_model, card=card, report=report, report_html=html
     )
+    if len(names) <= selftest.MAX_OUTPUTS:  # the device's OTA self-test (docs/model-lifecycle.md)
+        files[selftest.SELF_TEST_FILE] = selftest.write_self_test(out, selftest.make_self_test(out))
     step("export", 1.0)
     return TrainResult(report, card, files)
 
@@ -277,6 +300,7 @@ def build_card(
     report: dict[str, Any],
     data_sha256: str,
     config_sha256: str | None,
+    parent_model: str | None = None,
 ) -> ModelCard:
     tf = import_tensorflow()
 
@@ -329,12 +353,18 @@ def build_card(
         arena_bytes=arena,
         training_data_sha256=data_sha256 or None,
         metrics={
-            "int8_auc": report["int8"]["auc"],
-            "float_auc": report["float"]["auc"],
-            "recall": report["int8"]["recall"],
-            "precision": report["int8"]["precision"],
-            "false_alarm_rate": report["int8"]["false_alarm_rate"],
-            "kmeans_auc": report["baseline_kmeans"]["auc"],
+            name: value
+            for name, value in {
+                "int8_auc": report["int8"]["auc"],
+                "float_auc": report["float"]["auc"],
+                "recall": report["int8"]["recall"],
+                "precision": report["int8"]["precision"],
+                "false_alarm_rate": report["int8"]["false_alarm_rate"],
+                "kmeans_auc": report["baseline_kmeans"]["auc"],
+            }.items()
+            if value is not None
         },
-        lineage=Lineage(config_sha256=config_sha256, framework=f"tensorflow {tf.__version__}"),
+        lineage=Lineage(
+            parent_model=parent_model, config_sha256=config_sha256, framework=f"tensorflow {tf.__version__}"
+        ),
     )

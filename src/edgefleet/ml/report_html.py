@@ -37,6 +37,10 @@ def _svg(fig: Any) -> str:
     return text[text.find("<svg") :]
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a (no anomaly windows)" if value is None else f"{value:.4f}"
+
+
 def render(
     report: dict[str, Any],
     normal: NDArray[np.floating],
@@ -54,8 +58,9 @@ def render(
 
     threshold = float(report["threshold"]["value"])
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    top = max(float(np.max(normal)), float(np.max(anomaly)), threshold)
-    bottom = max(1e-6, min(float(np.min(normal)), float(np.min(anomaly))))
+    scores = np.concatenate([normal, anomaly])  # the anomaly windows may be none (field retraining)
+    top = max(float(np.max(scores)), threshold)
+    bottom = max(1e-6, float(np.min(scores)))
     bins = np.logspace(np.log10(bottom), np.log10(top * 1.01), 60).tolist()
     ax.hist(normal, bins=bins, alpha=0.6, label=f"normal ({len(normal)})")
     ax.hist(anomaly, bins=bins, alpha=0.6, label=f"anomaly ({len(anomaly)})")
@@ -76,13 +81,13 @@ def render(
     roc_svg = _svg(fig)
     plt.close(fig)
     summary = [
-        ("int8 AUC", f"{report['int8']['auc']:.4f}"),
-        ("float AUC", f"{report['float']['auc']:.4f}"),
-        ("K-means baseline AUC", f"{report['baseline_kmeans']['auc']:.4f}"),
+        ("int8 AUC", _fmt(report["int8"]["auc"])),
+        ("float AUC", _fmt(report["float"]["auc"])),
+        ("K-means baseline AUC", _fmt(report["baseline_kmeans"]["auc"])),
         ("threshold", f"{threshold:.5g} ({report['threshold']['policy']})"),
-        ("recall", f"{report['int8']['recall']:.4f}"),
-        ("precision", f"{report['int8']['precision']:.4f}"),
-        ("false-alarm rate", f"{report['int8']['false_alarm_rate']:.4f}"),
+        ("recall", _fmt(report["int8"]["recall"])),
+        ("precision", _fmt(report["int8"]["precision"])),
+        ("false-alarm rate", _fmt(report["int8"]["false_alarm_rate"])),
         ("flash bytes", report["model"]["flash_bytes"]),
         ("arena bytes", report["model"]["arena_bytes"]),
         ("ops", ", ".join(report["model"]["ops"])),

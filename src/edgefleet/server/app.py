@@ -11,7 +11,6 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgefleet.server.api.routes import (
     alarms,
@@ -23,11 +22,13 @@ from edgefleet.server.api.routes import (
     organization,
     ota,
     rollouts,
+    samples,
     stats,
     stream,
     telemetry,
     users,
 )
+from edgefleet.server.api.routes import metrics as metrics_route
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
 from edgefleet.server.errors import (
@@ -82,6 +83,7 @@ def api_router() -> APIRouter:
         ota,
         rollouts,
         drift,
+        samples,
     ):
         router.include_router(module.router)
     return router
@@ -143,6 +145,7 @@ async def _maintenance_loop(context: ServerContext) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from edgefleet.server.rollout_engine import engine_for, run_engine
     from edgefleet.server.runtime import start_mqtt, stop_mqtt
 
     context: ServerContext = app.state.edgefleet
@@ -151,12 +154,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     context.hub.bind(asyncio.get_running_loop())
     mqtt = await start_mqtt(context)
     clearer = asyncio.create_task(_maintenance_loop(context))
+    rollouts_task = asyncio.create_task(
+        run_engine(engine_for(context, context.settings.public_url), context.settings.rollout_interval_s)
+    )
     try:
         yield
     finally:
-        clearer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await clearer
+        for task in (rollouts_task, clearer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await stop_mqtt(mqtt)
         context.hub.bind(None)
         context.engine.dispose()
@@ -175,11 +182,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.edgefleet = build_context(settings)
     app.add_exception_handler(ServerError, _server_error)
     app.include_router(api_router())
-
-    @app.get("/metrics", include_in_schema=False)
-    def metrics(request: Request) -> Response:
-        context: ServerContext = request.app.state.edgefleet
-        return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app.include_router(metrics_route.router)  # /metrics: scrape token or admin
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgefleet.contracts import Command
+from edgefleet.contracts import Command, OtaCommand
 from edgefleet.server.hub import Hub
 from edgefleet.server.metrics import Metrics
 from edgefleet.server.ratelimit import LoginRateLimiter
@@ -26,6 +26,8 @@ class ServerContext:
     metrics: Metrics
     publish_command: Callable[[Command], None] | None = None
     """Set when an MQTT connection exists; routes answer 503 otherwise."""
+    publish_ota: Callable[[OtaCommand], None] | None = None
+    """Publishes on the device's `ota/cmd` (QoS 1); set with `publish_command`."""
     broker_url_for_devices: str | None = None
     device_listeners: list[Callable[[], None]] = field(default_factory=list)
     """Called after device credentials change (claim, revoke, delete): broker sync, caches."""

@@ -61,6 +61,21 @@ class Hub:
                 pass
         self._deliver(org_id, type_, data)
 
+    def publish_many(self, items: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """`publish` for a batch (org_id, type, data): one hop to the event loop for all of them."""
+        loop = self._loop
+        if items and loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._deliver_many, items)
+                return
+            except RuntimeError:  # loop closed between the check and the call
+                pass
+        self._deliver_many(items)
+
+    def _deliver_many(self, items: list[tuple[int, str, dict[str, Any]]]) -> None:
+        for org_id, type_, data in items:
+            self._deliver(org_id, type_, data)
+
     def _deliver(self, org_id: int, type_: str, data: dict[str, Any]) -> None:
         with self._lock:
             self._cursor += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgefleet.contracts import TOPIC_PREFIX
+from edgefleet.contracts import COMMAND_CHANNELS, DEVICE_CHANNELS, TOPIC_PREFIX
 from edgefleet.server import security
 from edgefleet.server.db.models import Device
 from edgefleet.server.settings import ServerSettings
@@ -27,19 +27,11 @@ def acl_text(ingest_username: str) -> str:
     return "\n".join(
         [
             f"user {ingest_username}",
-            f"topic read {TOPIC_PREFIX}/+/status",
-            f"topic read {TOPIC_PREFIX}/+/event",
-            f"topic read {TOPIC_PREFIX}/+/telemetry",
-            f"topic read {TOPIC_PREFIX}/+/ota/state",
-            f"topic write {TOPIC_PREFIX}/+/cmd",
-            f"topic write {TOPIC_PREFIX}/+/ota/cmd",
+            *(f"topic read {TOPIC_PREFIX}/+/{c.value}" for c in DEVICE_CHANNELS),
+            *(f"topic write {TOPIC_PREFIX}/+/{c.value}" for c in COMMAND_CHANNELS),
             "",
-            f"pattern write {TOPIC_PREFIX}/%u/status",
-            f"pattern write {TOPIC_PREFIX}/%u/event",
-            f"pattern write {TOPIC_PREFIX}/%u/telemetry",
-            f"pattern write {TOPIC_PREFIX}/%u/ota/state",
-            f"pattern read {TOPIC_PREFIX}/%u/cmd",
-            f"pattern read {TOPIC_PREFIX}/%u/ota/cmd",
+            *(f"pattern write {TOPIC_PREFIX}/%u/{c.value}" for c in DEVICE_CHANNELS),
+            *(f"pattern read {TOPIC_PREFIX}/%u/{c.value}" for c in COMMAND_CHANNELS),
             "",
         ]
     )

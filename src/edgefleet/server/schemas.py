@@ -1,9 +1,9 @@
 """API schemas: separate Create / Update / Public models per resource."""
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from edgefleet.contracts import DEVICE_KINDS, EVENT_KINDS
 from edgefleet.contracts.topics import DEVICE_ID_PATTERN
@@ -21,6 +21,7 @@ Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Text128 = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 DeviceIdStr = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:+-]+$")]
 DeviceKindStr = Literal["vibration", "camera"]
 EventKindStr = Literal["anomaly", "person", "rule", "sensor_fault", "drift"]
 assert set(DEVICE_KINDS) == {"vibration", "camera"} and set(EVENT_KINDS) == {
@@ -152,7 +153,13 @@ class DevicePublic(Public):
     model_id: str | None
     model_version: str | None
     ota_state: str | None
+    tags: list[str] = Field(default_factory=list)
     created_at: datetime
+
+
+class DeviceUpdate(Input):
+    name: Text128 | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=32, description="replaces the device's tags")
 
 
 class DeviceCreated(DevicePublic):
@@ -170,6 +177,8 @@ class DeviceCredentials(BaseModel):
     username: str
     password: str = Field(description="shown once; the server keeps only a hash")
     broker_url: str | None
+    ota_key_id: str = Field(description="id of the organization's model signing key")
+    ota_public_key: str = Field(description="the Ed25519 public key model packages are signed with, base64")
 
 
 class CommandCreate(Input):
@@ -239,6 +248,29 @@ class RollupPublic(BaseModel):
     detections_per_hour_max: float | None
 
 
+class WindowSamplePublic(Public):
+    """A sampled raw window (channel `sample`): `data` is base64 of little-endian int16, sample-major
+    (`length` x len(`axes`)); axis j's value is `value * scale[j]`."""
+
+    id: int
+    device_id: str
+    seq: int
+    ts: datetime
+    received_at: datetime
+    device_kind: str
+    model_id: str | None
+    model_version: str | None
+    window: int = Field(validation_alias="window_index")
+    sample_rate_hz: float
+    axes: list[str]
+    length: int
+    encoding: str
+    scale: list[float]
+    data: str
+    score: float | None
+    threshold: float | None
+
+
 class CountBucket(BaseModel):
     bucket: datetime
     key: str
@@ -289,3 +321,192 @@ class AuditPublic(Public):
     target_id: str
     detail: dict[str, Any]
     created_at: datetime
+
+
+# --- model registry ----------------------------------------------------------------------------
+class SigningKeyPublic(BaseModel):
+    key_id: str
+    public_key: str = Field(description="Ed25519 public key, base64 of the 32 raw bytes")
+
+
+class ModelPublic(Public):
+    id: int
+    model_id: str
+    version: str
+    device_kind: str
+    task: str
+    sha256: str = Field(description="of the package bytes")
+    size: int
+    signature: str
+    key_id: str
+    card_sha256: str
+    min_runtime_version: str
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    uploaded_by: int | None
+    created_at: datetime
+    is_default: bool = False
+    self_test_cases: int = 0
+
+
+class ModelDetail(ModelPublic):
+    card: dict[str, Any]
+    report: dict[str, Any] | None
+    self_test: list[dict[str, Any]]
+
+
+class FieldComparison(BaseModel):
+    name: str
+    a: Any
+    b: Any
+    delta: float | None = Field(default=None, description="b - a, when both are numbers")
+    changed: bool
+
+
+class ModelComparison(BaseModel):
+    a: ModelPublic
+    b: ModelPublic
+    metrics: list[FieldComparison]
+    card: list[FieldComparison]
+
+
+# --- rollouts ----------------------------------------------------------------------------------
+RolloutStateStr = Literal["running", "paused", "halted", "aborted", "completed"]
+
+
+class RolloutTarget(Input):
+    """Exactly one of: all devices of a kind, the devices with a tag, or a list of device ids."""
+
+    device_kind: DeviceKindStr | None = None
+    tag: Tag | None = None
+    device_ids: list[DeviceIdStr] | None = Field(default=None, min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [v for v in (self.device_kind, self.tag, self.device_ids) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `device_kind`, `tag` or `device_ids`")
+        return self
+
+
+class RolloutCreate(Input):
+    model_pk: int = Field(gt=0, description="the registry model's `id`")
+    target: RolloutTarget
+    stages: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [5, 25, 100],
+        min_length=1,
+        max_length=10,
+        description="cumulative percentages of the target, increasing, ending at 100",
+    )
+    gate_s: float = Field(default=300.0, ge=0, le=7 * 86400, description="healthy time after UPDATED")
+    device_timeout_s: float = Field(default=900.0, gt=0, le=7 * 86400)
+    max_failures: int = Field(default=0, ge=0, le=100_000, description="more failures halt the rollout")
+    auto_rollback: bool = True
+
+    @model_validator(mode="after")
+    def _stages_increase_to_100(self) -> Self:
+        if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)):
+            raise ValueError("stages must increase strictly")
+        if self.stages[-1] != 100:
+            raise ValueError("the last stage must be 100 (percent)")
+        return self
+
+
+class RolloutAbort(Input):
+    rollback: bool = Field(default=False, description="also roll back the devices this rollout updated")
+
+
+class RolloutDevicePublic(Public):
+    device_id: str
+    position: int
+    stage: int
+    state: str
+    reason: str | None
+    updated: bool
+    failed: bool
+    command_id: str | None
+    sent_at: datetime | None
+    updated_at: datetime | None
+    updated_healthy_since: datetime | None
+
+
+class RolloutStagePublic(BaseModel):
+    index: int
+    percent: int
+    devices: int
+    done: int = Field(description="healthy, or already on the version")
+    failed: int
+    in_progress: int = Field(description="commanded, not yet healthy or failed")
+    pending: int
+    state: Literal["waiting", "active", "passed"]
+
+
+class RolloutPublic(Public):
+    id: int
+    model_pk: int
+    model_id: str
+    model_version: str
+    target: dict[str, Any]
+    stages: list[int]
+    gate_s: float
+    device_timeout_s: float
+    max_failures: int
+    auto_rollback: bool
+    state: RolloutStateStr
+    stage: int
+    stage_started_at: datetime | None
+    rollback: bool
+    reason: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    devices: int
+    failures: int
+    counts: dict[str, int] = Field(description="devices per state")
+
+
+class RolloutDetail(RolloutPublic):
+    stage_summary: list[RolloutStagePublic]
+    device_states: list[RolloutDevicePublic]
+
+
+# --- drift -------------------------------------------------------------------------------------
+class DriftDevicePublic(Public):
+    device_id: str
+    model_id: str | None
+    model_version: str
+    ts: datetime = Field(description="time of the latest telemetry judged")
+    drift: float | None
+    score_p50: float | None
+    score_p95: float | None
+    p95_ratio: float | None = Field(description="device score p95 / the model card's score p95")
+    consecutive: int = Field(description="out-of-limit intervals in a row on this model version")
+    reason: str | None = Field(description="drift | score_p95 | drift+score_p95 while out of limit")
+    out_since: datetime | None
+    alarm_id: int | None = Field(description="the open drift alarm, if any")
+    state: Literal["ok", "drifting"]
+
+
+class DriftPointPublic(Public):
+    ts: datetime
+    drift: float | None
+    score_p50: float | None
+    score_p95: float | None
+
+
+class DriftSeriesPublic(Public):
+    model_id: str | None
+    model_version: str
+    card_p50: float | None = Field(description="score p50 on held-out normal data (model card)")
+    card_p95: float | None
+    drift_limit: float
+    p95_limit: float | None = Field(description="drift_score_ratio_limit x card_p95")
+    points: list[DriftPointPublic]
+
+
+class DriftDeviceSeries(BaseModel):
+    device_id: str
+    since: datetime
+    until: datetime
+    series: list[DriftSeriesPublic] = Field(description="one per model version, oldest first")

@@ -66,11 +66,37 @@ class ServerSettings(BaseSettings):
     alarm_check_interval_s: float = Field(default=5.0, gt=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
     """How often raw events/telemetry older than the organization's retention are deleted."""
+    sample_keep_per_device: int = Field(default=200, ge=1)
+    """Sampled raw windows (channel `sample`, for retraining) kept per device; older ones are deleted."""
+
+    # Drift (server side, from telemetry; see services/drift.py)
+    drift_limit: float = Field(default=1.5, gt=0)
+    """The device's drift statistic (standardized feature shift, in σ) above this is out of limit."""
+    drift_score_ratio_limit: float = Field(default=3.0, gt=1)
+    """Device score p95 over the model card's score p95 above this is out of limit."""
+    drift_consecutive: int = Field(default=3, ge=1)
+    """Out-of-limit telemetry intervals in a row (same model version) that open a drift alarm."""
+
+    # Rollouts
+    rollout_interval_s: float = Field(default=2.0, gt=0)
+    """How often the rollout engine sends commands, checks health gates and timeouts."""
+    rollout_anomaly_margin: float = Field(default=0.1, ge=0, le=1)
+    """A device is unhealthy when its anomaly rate after an update exceeds its baseline by more."""
+    rollout_reject_margin: float = Field(default=0.05, ge=0, le=1)
+    """... or its rejected readings per window exceed its baseline by more."""
+    rollout_baseline_samples: int = Field(default=20, gt=0)
+    """Telemetry reports before the update that make a device's baseline."""
+
+    metrics_token: SecretStr | None = None
+    """Prometheus scrape token: `Authorization: Bearer <it>` reads /metrics (so do admins and owners)."""
 
     stream_buffer: int = Field(default=10_000, gt=0)
     """Messages the real-time hub keeps so a reconnecting client can resume."""
     allow_signup: bool = True
     """Anyone may create an organization (off: owners invite users, admins use the CLI)."""
+    public_url: str = "http://127.0.0.1:8000"
+    """The server's URL as devices reach it; model manifests point their downloads here.
+    `edgefleet server` sets it from --host/--port unless EDGEFLEET_PUBLIC_URL is given."""
 
     @property
     def broker_mode(self) -> Literal["embedded", "external", "none"]:
@@ -86,6 +112,8 @@ class ServerSettings(BaseSettings):
             raise ValueError(
                 f"broker must be 'embedded', 'none' or an mqtt:// / mqtts:// URL, not {self.broker!r}"
             )
+        if urlsplit(self.public_url).scheme not in ("http", "https") or not urlsplit(self.public_url).netloc:
+            raise ValueError(f"public_url must be an http:// or https:// URL, not {self.public_url!r}")
         if not self.db_url.startswith(("sqlite", "postgresql")):
             raise ValueError(
                 f"db_url must be a sqlite:// or postgresql:// SQLAlchemy URL, not {self.db_url!r}"

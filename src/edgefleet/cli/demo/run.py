@@ -148,6 +148,8 @@ class Demo:
             embedded_port=mqtt_port,
             secret_key=SecretStr(self.state.secret_key),
             ingest_password=SecretStr(self.state.ingest_password),
+            # manifests point devices at this server for model downloads
+            public_url=f"http://{HOST}:{self._http_socket.getsockname()[1]}",
         )
 
     def start(self, model: ModelBundle) -> DemoInfo:

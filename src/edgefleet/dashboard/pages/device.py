@@ -12,12 +12,20 @@ from edgefleet.contracts import utc_now
 from edgefleet.dashboard import charts
 from edgefleet.dashboard.guard import signed_in
 from edgefleet.dashboard.layout import ago, frame, stamp
-from edgefleet.dashboard.queries import alarm_spans, latest_thumbnail, since, telemetry_since
+from edgefleet.dashboard.queries import (
+    DriftHistory,
+    alarm_spans,
+    drift_history,
+    latest_thumbnail,
+    since,
+    telemetry_since,
+)
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
 from edgefleet.server.context import ServerContext
 from edgefleet.server.errors import ServerError
 from edgefleet.server.schemas import CommandCreate, DevicePublic, EventPublic
 from edgefleet.server.services import devices, queries
+from edgefleet.server.services.drift import DriftLimits
 from edgefleet.server.services.queries import EventFilter
 
 RANGES = {1: "last hour", 6: "last 6 h", 24: "last 24 h", 168: "last 7 days"}
@@ -134,6 +142,7 @@ def _header(device: DevicePublic) -> None:
 
 async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:
     state = {"hours": 6}
+    limits = DriftLimits.from_settings(context.settings)
     with frame(viewer, device.name):
         _header(device)
         with ui.row().classes("items-center gap-3"):
@@ -147,6 +156,9 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
 
     async def refresh() -> None:
         data = await in_db(context, lambda s: _history(s, viewer.org_id, device.id, state["hours"]))
+        drift = await in_db(
+            context, lambda s: drift_history(s, viewer.org_id, device.id, since(state["hours"]), limits)
+        )
         telemetry = data["telemetry"]
         charts_box.clear()
         with charts_box:
@@ -162,10 +174,11 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
                     ("Inference time", "µs per window", "inference_us"),
                     ("Rejected readings", "readings per interval", "rejected"),
                     ("Outbox depth", "messages waiting", "outbox"),
-                    ("Drift", "drift statistic (σ)", "drift"),
                 ):
                     option = charts.series_chart(title, unit, {title: _series(telemetry, key)})
                     ui.echart(option).classes("w-full h-56")
+            if device.kind != "camera":
+                _drift_section(drift)
             if not telemetry:
                 ui.label("No telemetry in this range yet.").classes("ef-muted")
         events_box.clear()
@@ -226,3 +239,34 @@ def _command_buttons(context: ServerContext, viewer: Viewer, device: DevicePubli
             with item, ui.column().classes("gap-0"):
                 ui.label(label)
                 ui.label(hint).classes("text-xs ef-muted")
+
+
+def _drift_section(history: DriftHistory) -> None:
+    """Drift per model version against the model card (server/services/drift.py)."""
+    with ui.card().classes("w-full").props('data-testid="drift-section"'):
+        with ui.row().classes("items-center gap-3"):
+            ui.label("Drift").classes("font-semibold")
+            current = history.state
+            if current is not None:
+                drifting = current.state == "drifting"
+                ui.badge(current.state, color="negative" if drifting else "positive").props(
+                    'data-testid="drift-state"'
+                )
+                value = "-" if current.drift is None else f"{current.drift:.2f} σ"
+                score = (
+                    "score p95 not compared (no model card score stats)"
+                    if current.p95_ratio is None
+                    else f"score p95 {current.p95_ratio:.2f}x the card's"
+                )
+                detail = f"{current.model_id or 'model'} {current.model_version}: drift {value}, {score}"
+                if drifting and current.reason:
+                    detail += f"; out of limit ({current.reason}) since {stamp(current.out_since)}"
+                ui.label(detail).classes("text-sm ef-muted")
+        if not history.series:
+            ui.label("No telemetry with a model version in this range.").classes("ef-muted")
+            return
+        with ui.grid(columns=2).classes("w-full gap-4"):
+            ui.echart(charts.drift_chart(history.series)).classes("w-full h-64").props(
+                'data-testid="drift-chart"'
+            )
+            ui.echart(charts.drift_score_chart(history.series)).classes("w-full h-64")

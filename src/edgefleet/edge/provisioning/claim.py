@@ -1,4 +1,8 @@
-"""Exchange the one-time claim token for the device's MQTT credentials (HTTP, once)."""
+"""Exchange the one-time claim token for the device's MQTT credentials (HTTP, once).
+
+The response also carries the organization's model-signing key (`ota_key_id`, `ota_public_key`),
+kept with the credentials: the device accepts OTA packages signed by it.
+"""
 
 import httpx
 
@@ -28,6 +32,12 @@ def claim_credentials(payload: ProvisioningPayload, timeout_s: float = 10.0) -> 
             username=str(data["username"]),
             password=str(data["password"]),
             broker_url=data.get("broker_url"),
+            ota_key_id=_optional_str(data.get("ota_key_id")),
+            ota_public_key=_optional_str(data.get("ota_public_key")),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise ProvisioningError("refused", f"unexpected claim response: {err}") from err
+
+
+def _optional_str(value: object) -> str | None:
+    return str(value) if value else None

@@ -1,4 +1,8 @@
-"""The device's non-volatile settings (a JSON file standing in for NVS): network and credentials."""
+"""The device's non-volatile settings (a JSON file standing in for NVS): network and credentials.
+
+The credentials include the organization's model-signing public key from the claim response,
+which the device then trusts for over-the-air model updates (`trusted_keys`).
+"""
 
 import json
 import logging
@@ -6,6 +10,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from edgefleet.edge.config import TrustedKey
 from edgefleet.edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,18 @@ class DeviceCredentials:
     username: str
     password: str
     broker_url: str | None
+    ota_key_id: str | None = None
+    ota_public_key: str | None = None
+
+    def trusted_keys(self) -> list[TrustedKey]:
+        """The OTA signing key learnt at the claim (none if the server sent none, or a bad one)."""
+        if not self.ota_key_id or not self.ota_public_key:
+            return []
+        try:
+            return [TrustedKey(key_id=self.ota_key_id, public_key=self.ota_public_key)]
+        except ValidationError as err:
+            log.warning("ignoring the OTA key from the claim: %s", err)
+            return []
 
 
 class SettingsStore:

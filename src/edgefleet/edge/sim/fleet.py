@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from edgefleet.edge.clock import DeviceClock
-from edgefleet.edge.config import DeviceConfig
+from edgefleet.edge.config import DeviceConfig, OtaConfig, TrustedKey
 from edgefleet.edge.device import Device
 from edgefleet.edge.errors import ConfigError
 from edgefleet.edge.model import ModelBundle
@@ -48,6 +49,20 @@ def _device_ids(count: int | None, prefix: str, device_ids: Sequence[str] | None
     return ids
 
 
+def _device_ota(
+    template: OtaConfig, device_id: str, trusted_keys: Sequence[TrustedKey] | None, ota_dir: Path | None
+) -> OtaConfig:
+    base = ota_dir or template.directory or Path(".edgefleet/ota")
+    keys = {k.key_id: k for k in [*template.trusted_keys, *(trusted_keys or [])]}
+    return template.model_copy(
+        update={
+            "enabled": template.enabled or ota_dir is not None,
+            "directory": Path(base) / device_id,
+            "trusted_keys": list(keys.values()),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class DeviceRow:
     device_id: str
@@ -63,7 +78,11 @@ class Fleet:
     """Devices are `PREFIX-0001`... (`count`) or the given `device_ids`.
 
     MQTT credentials: `credentials[device_id] = (username, password)` wins over the templates
-    (`'{id}'`-style, formatted per device), which win over the template config's."""
+    (`'{id}'`-style, formatted per device), which win over the template config's.
+
+    OTA: with `ota_dir` (or `template.ota.enabled`) each device keeps its A/B slots in
+    `<ota_dir or template.ota.directory or .edgefleet/ota>/<device id>` and trusts the template's
+    keys plus `trusted_keys`; it then takes updates on `ota/cmd`."""
 
     def __init__(
         self,
@@ -78,6 +97,8 @@ class Fleet:
         seed: int = 0,
         username_template: str | None = None,
         password_template: str | None = None,
+        trusted_keys: Sequence[TrustedKey] | None = None,
+        ota_dir: Path | None = None,
     ) -> None:
         ids = _device_ids(count, prefix, device_ids)
         fault_rules = parse_fleet_faults(faults)
@@ -96,7 +117,12 @@ class Fleet:
                 password = SecretStr(plain)
             mqtt = template.mqtt.model_copy(update={"username": username, "password": password})
             config = DeviceConfig.model_validate(
-                {**template.model_dump(), "device_id": device_id, "mqtt": mqtt.model_dump()}
+                {
+                    **template.model_dump(),
+                    "device_id": device_id,
+                    "mqtt": mqtt.model_dump(),
+                    "ota": _device_ota(template.ota, device_id, trusted_keys, ota_dir).model_dump(),
+                }
             )
             device_faults = ",".join(
                 f for pattern, f in fault_rules if fnmatch.fnmatchcase(device_id, pattern)

@@ -4,12 +4,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from edgefleet.server import security
 from edgefleet.server.context import ServerContext
-from edgefleet.server.db.models import User
+from edgefleet.server.db.models import Device, User
 from edgefleet.server.errors import AuthError
 from edgefleet.server.services import accounts
 from edgefleet.server.services.principal import Principal
@@ -77,6 +77,32 @@ def _role(role: str) -> Callable[[Principal], Principal]:
 
 AdminUser = Annotated[Principal, Depends(_role("admin"))]
 OwnerUser = Annotated[Principal, Depends(_role("owner"))]
+
+
+_basic = HTTPBasic(auto_error=False, description="A device: its id and its device secret (from the claim)")
+_DUMMY_DEVICE_HASH = security.hash_device_secret("edgefleet-dummy-device-secret")
+
+
+def get_device(
+    session: SessionDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> Device:
+    """The claimed, unrevoked device whose id and secret came in HTTP Basic auth; 401 otherwise."""
+    if credentials is None:
+        raise _refuse_device("device credentials needed (HTTP Basic: device id, device secret)")
+    device = session.get(Device, credentials.username)
+    stored = device.secret_hash if device is not None and device.revoked_at is None else None
+    # Check a dummy hash for unknown or revoked devices too, so timing does not tell them apart.
+    matches = security.verify_device_secret(stored or _DUMMY_DEVICE_HASH, credentials.password)
+    if device is None or stored is None or not matches:
+        raise _refuse_device("unknown device, wrong device secret, or revoked device")
+    return device
+
+
+def _refuse_device(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Basic"})
+
+
+DeviceAuth = Annotated[Device, Depends(get_device)]
 
 
 def client_address(request: Request) -> str:

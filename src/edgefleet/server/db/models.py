@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -105,6 +106,8 @@ class Device(Base):
     model_version: Mapped[str | None] = mapped_column(String(32))
     ota_state: Mapped[str | None] = mapped_column(String(16))
     last_notified_at: Mapped[datetime | None]
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    """Free labels (`line-3`, `pilot`) a rollout can target; added by migration 0004."""
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
@@ -220,17 +223,37 @@ class Alarm(Base):
 
 
 class ModelRow(Base):
+    """A registry entry: one signed model package (its bytes are in `model_packages`)."""
+
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("org_id", "model_id", "version", name="uq_models_org_model_version"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "model_id", "version", name="uq_models_org_model_version"),
+        Index("ix_models_org_kind", "org_id", "device_kind"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
+    """Of the package bytes (what devices download and verify)."""
     size: Mapped[int] = mapped_column(BigId)
     card: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    device_kind: Mapped[str] = mapped_column(String(16))
+    task: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))
+    """Ed25519 over the package bytes, base64."""
+    key_id: Mapped[str] = mapped_column(String(16))
+    card_sha256: Mapped[str] = mapped_column(String(64))
+    min_runtime_version: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """training_data_sha256, config_sha256, parent_model, framework."""
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    self_test: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Up to 8 `contracts.SelfTestCase` dicts."""
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class AuditEntry(Base):
@@ -248,12 +271,164 @@ class AuditEntry(Base):
 
 
 # --- model registry (issue 8): signing keys and model packages ----------------------------------
+class SigningKey(Base):
+    """An organization's Ed25519 key; the private key is AES-GCM encrypted (see `server.signing`)."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), unique=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(String(64))
+    """base64 of the 32 raw public key bytes."""
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    """12-byte nonce + AES-256-GCM ciphertext of the 32 raw private key bytes."""
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ModelPackage(Base):
+    """The package bytes of a registry model, apart so that listing models stays light."""
+
+    __tablename__ = "model_packages"
+
+    model_pk: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ModelDefault(Base):
+    """The default model of an organization for one device kind (at most one per kind)."""
+
+    __tablename__ = "model_defaults"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    device_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model_pk: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    set_at: Mapped[datetime] = mapped_column(default=utc_now)
+    set_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 # --- rollouts (issue 8) --------------------------------------------------------------------------
+class Rollout(Base):
+    """A staged update of one registry model to a set of devices (see `server/rollout_engine.py`)."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        Index("ix_rollouts_org_created", "org_id", "created_at"),
+        Index("ix_rollouts_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    model_pk: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    target: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Exactly one of {"device_kind": k}, {"tag": t}, {"device_ids": [...]}, as given."""
+    stages: Mapped[list[int]] = mapped_column(JSON, default=list)
+    """Cumulative percentages of the target, increasing, ending at 100."""
+    gate_s: Mapped[float] = mapped_column(Float)
+    device_timeout_s: Mapped[float] = mapped_column(Float)
+    max_failures: Mapped[int] = mapped_column(Integer)
+    auto_rollback: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16))
+    """running | paused | halted | aborted | completed"""
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    stage_started_at: Mapped[datetime | None]
+    rollback: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Roll back the devices this rollout updated (halted with auto_rollback, or aborted with rollback)."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+
+
+class RolloutDevice(Base):
+    """One device of a rollout: its stage, what was sent, what it reported, its health baseline."""
+
+    __tablename__ = "rollout_devices"
+    __table_args__ = (Index("ix_rollout_devices_device", "device_id"),)
+
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    """Place in the rollout's deterministic order (hash of rollout id and device id)."""
+    stage: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    """pending | skipped | sent | DOWNLOADING .. UPDATED | healthy | failed | cancelled
+    | rollback_sent | rolled_back"""
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The device reported UPDATED for this rollout (and has not rolled back since)."""
+    failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Counted as a failure (FAILED, ROLLED_BACK by itself, unhealthy, timeout); `reason` says which."""
+    command_id: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    """When the device's latest OTA state for this rollout arrived (device time)."""
+    updated_healthy_since: Mapped[datetime | None]
+    """Engine time the gate started for this device (first step after it reported UPDATED)."""
+    baseline: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Pre-rollout telemetry summary and the telemetry row id the gate looks after."""
 
 
 # --- window samples (issue 8): raw windows uploaded for retraining ------------------------------
+class WindowSampleRow(Base):
+    """A normal raw window a device uploaded (`contracts.WindowSample`); the latest N per device."""
+
+    __tablename__ = "window_samples"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_window_samples_device_seq"),
+        Index("ix_window_samples_device_ts", "device_id", "ts"),
+        Index("ix_window_samples_org_model", "org_id", "model_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    device_id: Mapped[str] = mapped_column(String(64), ForeignKey("devices.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigId)
+    ts: Mapped[datetime]
+    received_at: Mapped[datetime]
+    device_kind: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    window_index: Mapped[int] = mapped_column(BigId)
+    """The `window` field of the message (`window` is a reserved word in SQL)."""
+    sample_rate_hz: Mapped[float] = mapped_column(Float)
+    axes: Mapped[list[str]] = mapped_column(JSON)
+    length: Mapped[int] = mapped_column(Integer)
+    encoding: Mapped[str] = mapped_column(String(16))
+    scale: Mapped[list[float]] = mapped_column(JSON)
+    data: Mapped[str] = mapped_column(Text)
+    """base64 of the int16 values, as sent."""
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
 
 
 # --- drift (issue 8) -----------------------------------------------------------------------------
+class DriftState(Base):
+    """Per device: the latest drift verdict of its current model version (see `services/drift.py`)."""
+
+    __tablename__ = "drift_state"
+    __table_args__ = (Index("ix_drift_state_org", "org_id"),)
+
+    device_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigId)
+    """Of the latest telemetry judged (older ones arriving late are not judged)."""
+    ts: Mapped[datetime]
+    drift: Mapped[float | None] = mapped_column(Float)
+    score_p50: Mapped[float | None] = mapped_column(Float)
+    score_p95: Mapped[float | None] = mapped_column(Float)
+    p95_ratio: Mapped[float | None] = mapped_column(Float)
+    """Device score p95 / model card score p95 (None without a card or its score stats)."""
+    out_of_limit: Mapped[bool] = mapped_column(Boolean)
+    consecutive: Mapped[int] = mapped_column(Integer)
+    """Out-of-limit intervals in a row on this model version."""
+    reason: Mapped[str | None] = mapped_column(String(32))
+    """drift | score_p95 | drift+score_p95: what was out of limit in the current or latest streak."""
+    out_since: Mapped[datetime | None]

@@ -11,10 +11,13 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgefleet.contracts import ContractError, Event, OtaState, Status, Telemetry, decode_topic
-from edgefleet.server.db.models import Device, EventRow, TelemetryHourly, TelemetryRow
+from edgefleet.contracts import ContractError, Event, OtaState, Status, Telemetry, WindowSample, decode_topic
+from edgefleet.server.db.models import Device, EventRow, TelemetryHourly, TelemetryRow, WindowSampleRow
 from edgefleet.server.ingest import pg_bulk
+from edgefleet.server.ingest import samples as window_samples
+from edgefleet.server.services import rollouts
 from edgefleet.server.services.alarms import AlarmChange, AlarmTracker, IncomingEvent
+from edgefleet.server.services.drift import DriftLimits, DriftWatch
 
 log = logging.getLogger(__name__)
 DEVICE_CACHE_TTL_S = 30.0
@@ -52,6 +55,7 @@ class _DeviceInfo:
     org_id: int
     revoked: bool
     loaded: float
+    kind: str = "vibration"
 
 
 class IngestStore:
@@ -60,9 +64,13 @@ class IngestStore:
         sessions: sessionmaker[Session],
         alarm_cooldown_s: float = 600.0,
         on_reject: Callable[[str, str, str], None] | None = None,
+        drift_limits: DriftLimits | None = None,
+        sample_keep_per_device: int = 200,
     ) -> None:
         self._sessions = sessions
+        self._sample_keep = sample_keep_per_device
         self._cooldown = alarm_cooldown_s
+        self._drift = DriftWatch(drift_limits, alarm_cooldown_s)
         self._devices: dict[str, _DeviceInfo | None] = {}
         self._device_loaded: dict[str, float] = {}
         self._on_reject = on_reject
@@ -78,8 +86,10 @@ class IngestStore:
         now = time.monotonic()
         if device_id in self._devices and now - self._device_loaded[device_id] < DEVICE_CACHE_TTL_S:
             return self._devices[device_id]
-        row = session.execute(select(Device.org_id, Device.revoked_at).where(Device.id == device_id)).first()
-        info = _DeviceInfo(row.org_id, row.revoked_at is not None, now) if row else None
+        row = session.execute(
+            select(Device.org_id, Device.revoked_at, Device.kind).where(Device.id == device_id)
+        ).first()
+        info = _DeviceInfo(row.org_id, row.revoked_at is not None, now, row.kind) if row else None
         self._devices[device_id] = info
         self._device_loaded[device_id] = now
         return info
@@ -96,6 +106,7 @@ class IngestStore:
             events: list[dict[str, Any]] = []
             telemetry: list[dict[str, Any]] = []
             statuses: list[tuple[int, Status | OtaState]] = []
+            samples: list[dict[str, Any]] = []
             seen: dict[str, datetime] = {}
             for item in batch:
                 try:
@@ -118,12 +129,18 @@ class IngestStore:
                     telemetry.append(_telemetry_row(device.org_id, message, item.received_at))
                 elif isinstance(message, Status | OtaState):
                     statuses.append((device.org_id, message))
+                elif isinstance(message, WindowSample):
+                    samples.append(
+                        window_samples.sample_row(device.org_id, device.kind, message, item.received_at)
+                    )
                 else:  # a command echoed on a device topic: not ours to store
                     self._rejected(result, "wrong_direction", item.topic, "server -> device channel")
             if events:
                 self._store_events(session, events, result)
             if telemetry:
                 self._store_telemetry(session, telemetry, result)
+            if samples:
+                self._store_samples(session, samples, result)
             self._store_statuses(session, statuses, seen, result)
         return result
 
@@ -162,8 +179,19 @@ class IngestStore:
             data = {"change": change.change, "notify": change.notify, **_alarm_json(change)}
             result.notifications.append((change.alarm.org_id, "alarm", data))
 
+    def _store_samples(self, session: Session, rows: list[dict[str, Any]], result: WriteResult) -> None:
+        received = len(rows)
+        rows = _unique(rows)
+        inserted = {(r.device_id, r.seq) for r in self._insert_many(session, WindowSampleRow, rows)}
+        result.stored["sample"] = len(inserted)
+        result.duplicates += received - len(inserted)
+        window_samples.keep_latest(session, {device for device, _ in inserted}, self._sample_keep)
+
     def _insert_many(
-        self, session: Session, table: type[EventRow | TelemetryRow], rows: list[dict[str, Any]]
+        self,
+        session: Session,
+        table: type[EventRow | TelemetryRow | WindowSampleRow],
+        rows: list[dict[str, Any]],
     ) -> Any:
         """INSERT .. ON CONFLICT DO NOTHING RETURNING as one cached statement executed for many rows
         (SQLAlchemy batches it into multi-row VALUES: "insertmanyvalues")."""
@@ -210,6 +238,8 @@ class IngestStore:
             acc["detections_per_hour_max"] = _max(acc["detections_per_hour_max"], row["detections_per_hour"])
         for acc in hours.values():
             self._upsert_rollup(session, acc)
+        fresh = [r for r in rows if (r["device_id"], r["seq"]) in inserted]
+        result.notifications.extend(self._drift.observe(session, fresh))  # drift alarms (services/drift)
 
     def _upsert_rollup(self, session: Session, acc: dict[str, Any]) -> None:
         statement = self._insert(TelemetryHourly).values(acc)
@@ -268,6 +298,7 @@ class IngestStore:
                 result.notifications.append(
                     (org_id, "device", {"device_id": device.id, "ota_state": message.state})
                 )
+                result.notifications.extend(rollouts.on_ota_state(session, org_id, message))
         if seen:
             session.connection().execute(
                 update(_DEVICES)

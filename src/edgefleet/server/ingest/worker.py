@@ -1,4 +1,4 @@
-"""The ingest worker: a paho MQTT 5 client feeding a batch writer thread.
+"""The ingest worker: a paho MQTT 5 client feeding a batch writer thread (`writer.BatchWriter`).
 
 Messages are acknowledged to the broker (PUBACK, manual ack) only after their batch is committed,
 and the session is persistent (clean_start False, long session expiry, QoS 1): a server that stops
@@ -6,10 +6,8 @@ or crashes gets every unacknowledged message again when it reconnects.
 """
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -29,7 +27,8 @@ from edgefleet.contracts import (
 )
 from edgefleet.server.errors import BrokerError
 from edgefleet.server.ingest.mqtt import BrokerAddress, make_client
-from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
+from edgefleet.server.ingest.store import IngestStore, Received
+from edgefleet.server.ingest.writer import BatchWriter, Notify
 from edgefleet.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class IngestWorker:
         password: str | None,
         group: str | None,
         metrics: Metrics,
-        publish: Callable[[int, str, dict[str, Any]], None] | None = None,
+        publish: Notify | None = None,
         batch_size: int = 500,
         flush_ms: float = 2.0,
         queue_max: int = 20_000,
@@ -76,16 +75,20 @@ class IngestWorker:
         mqtt5: bool = True,
         ack_after_commit: bool = True,
     ) -> None:
-        """`ack_after_commit`: PUBACK only once stored (external brokers). The embedded broker dies with
-        this process, so holding its messages unacknowledged protects nothing; there paho acks on receipt."""
-        self._store = store
+        """`ack_after_commit`: PUBACK only once stored, so the broker keeps (and resends after a
+        reconnect) what is not in the database yet. Off: paho acknowledges on receipt."""
         self._address = address
         self._group = group
-        self._metrics = metrics
-        self._publish = publish
-        self._batch_size = batch_size
-        self._flush_s = flush_ms / 1000
-        self._queue: queue.Queue[Received | None] = queue.Queue(queue_max)
+        self._writer = BatchWriter(
+            store,
+            metrics,
+            publish=publish,
+            batch_size=batch_size,
+            flush_ms=flush_ms,
+            queue_max=queue_max,
+            on_committed=self._ack if ack_after_commit else None,
+            name=f"ingest-writer-{client_id}",
+        )
         self._client = make_client(
             client_id,
             address,
@@ -101,9 +104,6 @@ class IngestWorker:
         self._client.on_disconnect = self._on_disconnect
         self._connected = threading.Event()
         self._mqtt5 = mqtt5
-        self._ack_after_commit = ack_after_commit
-        self._writer: threading.Thread | None = None
-        self._failed: BaseException | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -111,7 +111,6 @@ class IngestWorker:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
         try:
             if self._mqtt5:
@@ -130,10 +129,7 @@ class IngestWorker:
 
     def stop(self) -> None:
         """Write what was received, acknowledge it, and disconnect."""
-        if self._writer is not None:
-            self._queue.put(None)
-            self._writer.join(timeout=30)
-            self._writer = None
+        self._writer.stop()
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -175,66 +171,11 @@ class IngestWorker:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         # Blocks when the writer falls behind: backpressure to the broker, which holds the rest.
-        self._queue.put(Received(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._writer.put(Received(message.topic, bytes(message.payload), message.mid, message.qos))
 
     # --- writer thread -------------------------------------------------------------------------
-    def _next_batch(self) -> tuple[list[Received], bool]:
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        # Take what is queued; linger only briefly. The broker sends at most its in-flight window
-        # (Mosquitto `max_inflight_messages`, default 20) before we acknowledge, so waiting long
-        # for a full batch would only stall the stream.
-        batch = [first]
-        deadline = time.monotonic() + self._flush_s
-        while len(batch) < self._batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    break
-            if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    def _write_loop(self) -> None:
-        stop = False
-        while not stop:
-            batch, stop = self._next_batch()
-            if not batch:
-                continue
-            self._metrics.queue_depth.set(self._queue.qsize())
-            while True:
-                try:
-                    started = time.perf_counter()
-                    result = self._store.write(batch)
-                    self._metrics.batch_seconds.observe(time.perf_counter() - started)
-                    break
-                except Exception:  # a database outage: keep the batch, retry, never ack unwritten
-                    log.exception("writing an ingest batch of %d failed; retrying in 1 s", len(batch))
-                    time.sleep(1.0)
-            for item in batch:
-                if item.qos > 0 and self._ack_after_commit:
-                    self._client.ack(item.mid, item.qos)
-            self._account(result)
-
-    def _account(self, result: WriteResult) -> None:
-        for channel, count in result.accepted.items():
-            self._metrics.ingested.labels(channel).inc(count)
-        for channel, count in result.stored.items():
-            self._metrics.stored.labels(channel).inc(count)
-        for reason, count in result.rejected.items():
-            self._metrics.rejected.labels(reason).inc(count)
-        if result.duplicates:
-            self._metrics.duplicates.inc(result.duplicates)
-        for latency in result.latencies_s:
-            self._metrics.latency.observe(latency)
-        if self._publish is not None:
-            for org_id, type_, data in result.notifications:
-                self._publish(org_id, type_, data)
+    def _ack(self, batch: list[Received]) -> None:
+        ack = self._client.ack
+        for item in batch:
+            if item.qos > 0:
+                ack(item.mid, item.qos)

@@ -1,5 +1,6 @@
 """Alarms: one open alarm per device and kind; events attach; ack/clear by users or automatically."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -54,9 +55,22 @@ class AlarmTracker:
             )
         return self._open[key]
 
-    def apply(self, event: IncomingEvent) -> tuple[int | None, AlarmChange | None]:
-        """Attach one newly stored event to its alarm; returns (alarm id, change to announce)."""
-        if event.kind not in ALARM_KINDS:
+    def preload(self, kind: str, device_ids: Iterable[str]) -> dict[str, Alarm]:
+        """Look up the open alarms of one kind for many devices in one query (so `apply` needs none);
+        returns those found by device id."""
+        ids = [d for d in dict.fromkeys(device_ids) if (d, kind) not in self._open]
+        query = select(Alarm).where(Alarm.device_id.in_(ids), Alarm.kind == kind, Alarm.cleared_at.is_(None))
+        found = {a.device_id: a for a in self._session.scalars(query)} if ids else {}
+        for device_id in ids:
+            self._open[(device_id, kind)] = found.get(device_id)
+        return {d: a for (d, k), a in self._open.items() if k == kind and a is not None}
+
+    def apply(
+        self, event: IncomingEvent, kinds: frozenset[str] = ALARM_KINDS
+    ) -> tuple[int | None, AlarmChange | None]:
+        """Attach one newly stored event to its alarm; returns (alarm id, change to announce).
+        `kinds` are the kinds that raise alarms (server-side conditions such as drift pass theirs)."""
+        if event.kind not in kinds:
             return None, None
         alarm = self._find_open(event.device_id, event.kind)
         if not event.active:

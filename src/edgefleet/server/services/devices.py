@@ -10,7 +10,7 @@ from edgefleet.contracts import Command, utc_now
 from edgefleet.server import security
 from edgefleet.server.db.models import Alarm, Device, EventRow, TelemetryHourly, TelemetryRow
 from edgefleet.server.errors import AuthError, ConflictError, NotFoundError
-from edgefleet.server.schemas import CommandCreate, DeviceCreate
+from edgefleet.server.schemas import CommandCreate, DeviceCreate, DeviceUpdate
 from edgefleet.server.services import audit
 from edgefleet.server.services.principal import Principal
 
@@ -68,6 +68,22 @@ def claim_device(session: Session, device_id: str, claim_token: str) -> tuple[De
     device.claimed_at = utc_now()
     audit.record(session, device.org_id, None, "device.claim", "device", device.id)
     return device, secret
+
+
+def update_device(session: Session, principal: Principal, device_id: str, update: DeviceUpdate) -> Device:
+    """Rename the device or replace its tags (admin)."""
+    principal.require("admin")
+    device = get_device(session, principal.org_id, device_id)
+    changes = update.model_dump(exclude_unset=True, exclude_none=True)
+    if "tags" in changes:
+        changes["tags"] = sorted(set(changes["tags"]))
+    for name, value in changes.items():
+        setattr(device, name, value)
+    if changes:
+        audit.record(
+            session, principal.org_id, principal.user.id, "device.update", "device", device.id, **changes
+        )
+    return device
 
 
 def revoke_device(session: Session, principal: Principal, device_id: str) -> Device:

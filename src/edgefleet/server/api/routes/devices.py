@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from edgefleet.contracts import Channel, topic_for
+from edgefleet.server import signing
 from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
 from edgefleet.server.schemas import (
     CommandCreate,
@@ -15,6 +16,7 @@ from edgefleet.server.schemas import (
     DeviceCreated,
     DeviceCredentials,
     DevicePublic,
+    DeviceUpdate,
     TelemetryPublic,
 )
 from edgefleet.server.services import devices, queries
@@ -44,16 +46,30 @@ def add_device(
 def claim_device(body: DeviceClaim, session: SessionDep, context: ContextDep) -> DeviceCredentials:
     """Called by the device: exchange the claim token, once, for its MQTT credentials."""
     device, secret = devices.claim_device(session, body.device_id, body.claim_token)
+    key_id, public_key = signing.public_key(session, device.org_id, secret=context.settings.secret_key)
     session.commit()
     context.devices_changed()
     return DeviceCredentials(
-        device_id=device.id, username=device.id, password=secret, broker_url=context.broker_url_for_devices
+        device_id=device.id,
+        username=device.id,
+        password=secret,
+        broker_url=context.broker_url_for_devices,
+        ota_key_id=key_id,
+        ota_public_key=public_key,
     )
 
 
 @router.get("/{device_id}")
 def read_device(device_id: str, principal: CurrentUser, session: SessionDep) -> DevicePublic:
     return DevicePublic.model_validate(devices.get_device(session, principal.org_id, device_id))
+
+
+@router.patch("/{device_id}")
+def update_device(
+    device_id: str, body: DeviceUpdate, principal: AdminUser, session: SessionDep
+) -> DevicePublic:
+    """Rename the device or replace its tags, which rollouts can target (admin)."""
+    return DevicePublic.model_validate(devices.update_device(session, principal, device_id, body))
 
 
 @router.post("/{device_id}/revoke")

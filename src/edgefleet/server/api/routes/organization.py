@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from edgefleet.server.api.deps import AdminUser, CurrentUser, OwnerUser, SessionDep
-from edgefleet.server.schemas import AuditPublic, OrganizationPublic, OrganizationUpdate
+from edgefleet.server import signing
+from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, OwnerUser, SessionDep
+from edgefleet.server.schemas import AuditPublic, OrganizationPublic, OrganizationUpdate, SigningKeyPublic
 from edgefleet.server.services import accounts, audit
 
 router = APIRouter(prefix="/organization", tags=["organization"])
@@ -22,6 +23,13 @@ def update_organization(
 ) -> OrganizationPublic:
     """Rename, or change retention (owner)."""
     return OrganizationPublic.model_validate(accounts.update_organization(session, principal, body))
+
+
+@router.get("/signing-key")
+def read_signing_key(principal: CurrentUser, session: SessionDep, context: ContextDep) -> SigningKeyPublic:
+    """The public key model packages of your organization are signed with (devices trust it)."""
+    key_id, public_key = signing.public_key(session, principal.org_id, secret=context.settings.secret_key)
+    return SigningKeyPublic(key_id=key_id, public_key=public_key)
 
 
 @router.get("/audit")
