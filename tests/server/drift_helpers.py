@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgefleet.contracts import Event, Telemetry
 from edgefleet.server.db.models import ModelRow
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+# Recent, so that the app's retention purge (30 days of telemetry) never deletes it mid-test.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 INTERVAL = timedelta(seconds=60)
 CARD_STATS = {"mean": 0.1, "std": 0.05, "p50": 0.09, "p95": 0.2, "p99": 0.3, "max": 0.5, "count": 1000}
 

@@ -121,7 +121,7 @@ def sim(
         else:
             while thread.is_alive():
                 thread.join(0.5)
-        _drain(fleet, timeout=10.0)
+        _drain(fleet, timeout=30.0)
     except KeyboardInterrupt:
         pass
     finally:
