@@ -19,7 +19,7 @@ from edgefleet.ml.vision.synthetic import make_image, write_dataset
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    root = write_dataset(tmp_path_factory.mktemp("images"), per_class=150, seed=1)
+    root = write_dataset(tmp_path_factory.mktemp("images"), per_class=300, seed=1)
     (root / "person" / "broken.png").write_bytes(b"not a png")
     config = VisionConfig.model_validate(
         {
