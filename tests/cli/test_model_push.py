@@ -2,9 +2,6 @@
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from edgefleet.cli.main import app
@@ -20,7 +17,7 @@ from edgefleet.contracts.model_package import read_package, verify_signature
 from edgefleet.server import create_app
 from tests.edge.modelkit import build_model_dir
 from tests.server.conftest import PASSWORD, make_settings
-from tests.support.services import free_port
+from tests.support.services import free_port, serve_app
 
 runner = CliRunner()
 
@@ -48,35 +45,24 @@ def _api_key(client: httpx.Client, token: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = make_settings(tmp_path_factory.mktemp("push-server"), public_url=url)
-    config = uvicorn.Config(create_app(settings), log_config=None, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    client = httpx.Client(base_url=url, timeout=30)
-    signup = {"email": "owner@push.example", "password": PASSWORD, "organization": "Push"}
-    token = client.post("/api/v1/auth/signup", json=signup).json()["access_token"]
-    client.cookies.clear()
-    client.headers["Authorization"] = f"Bearer {token}"
-    invite = client.post(
-        "/api/v1/users/invites", json={"email": "viewer@push.example", "role": "viewer"}
-    ).json()
-    accepted = httpx.post(
-        f"{url}/api/v1/auth/invites/accept", json={"token": invite["token"], "password": PASSWORD}
-    )
-    viewer_key = _api_key(httpx.Client(base_url=url), accepted.json()["access_token"])
-    yield Server(url, _api_key(client, token), viewer_key, client)
-    client.close()
-    uv.should_exit = True
-    thread.join(20)
-    sock.close()
+    def make_app(url: str) -> FastAPI:
+        return create_app(make_settings(tmp_path_factory.mktemp("push-server"), public_url=url))
+
+    with serve_app(make_app) as (url, _app):
+        client = httpx.Client(base_url=url, timeout=30)
+        signup = {"email": "owner@push.example", "password": PASSWORD, "organization": "Push"}
+        token = client.post("/api/v1/auth/signup", json=signup).json()["access_token"]
+        client.cookies.clear()
+        client.headers["Authorization"] = f"Bearer {token}"
+        invite = client.post(
+            "/api/v1/users/invites", json={"email": "viewer@push.example", "role": "viewer"}
+        ).json()
+        accepted = httpx.post(
+            f"{url}/api/v1/auth/invites/accept", json={"token": invite["token"], "password": PASSWORD}
+        )
+        viewer_key = _api_key(httpx.Client(base_url=url), accepted.json()["access_token"])
+        yield Server(url, _api_key(client, token), viewer_key, client)
+        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ was trained for, so the deployed model false-alarms on it and the candidate shou
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,8 +14,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 import yaml
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from edgefleet import dsp
@@ -34,6 +32,7 @@ from tests.edge.conftest import _tflm_scores, synth_windows
 from tests.ml.helpers import tiny_synthetic
 from tests.server.conftest import PASSWORD, make_settings
 from tests.server.window_samples import T0, ingest, window_sample
+from tests.support.services import serve_app
 
 runner = CliRunner()
 DEVICES = ("line-1", "line-2", "line-3", "line-4")
@@ -56,36 +55,26 @@ def field_windows(device: int, n: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server_app = create_app(make_settings(tmp_path_factory.mktemp("retrain-server"), public_url=url))
-    uv = uvicorn.Server(uvicorn.Config(server_app, log_config=None, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    api = httpx.Client(base_url=url, timeout=30)
-    signup = {"email": "owner@retrain.example", "password": PASSWORD, "organization": "Retrain"}
-    token = api.post("/api/v1/auth/signup", json=signup).json()["access_token"]
-    api.cookies.clear()
-    api.headers["Authorization"] = f"Bearer {token}"
-    key = api.post("/api/v1/auth/api-keys", json={"name": "retrain"}).json()["key"]
-    store = IngestStore(server_app.state.edgefleet.sessions)
-    for d, device_id in enumerate(DEVICES):
-        assert api.post("/api/v1/devices", json={"id": device_id}).status_code == 201
-        samples = [
-            window_sample(device_id, seq, window, ts=T0 + timedelta(seconds=10 * seq))
-            for seq, window in enumerate(field_windows(d, PER_DEVICE))
-        ]
-        assert ingest(store, samples).stored == {"sample": PER_DEVICE}
-    yield Fleet(url, key, api)
-    api.close()
-    uv.should_exit = True
-    thread.join(20)
-    sock.close()
+    def make_app(url: str) -> FastAPI:
+        return create_app(make_settings(tmp_path_factory.mktemp("retrain-server"), public_url=url))
+
+    with serve_app(make_app) as (url, server_app):
+        api = httpx.Client(base_url=url, timeout=30)
+        signup = {"email": "owner@retrain.example", "password": PASSWORD, "organization": "Retrain"}
+        token = api.post("/api/v1/auth/signup", json=signup).json()["access_token"]
+        api.cookies.clear()
+        api.headers["Authorization"] = f"Bearer {token}"
+        key = api.post("/api/v1/auth/api-keys", json={"name": "retrain"}).json()["key"]
+        store = IngestStore(server_app.state.edgefleet.sessions)
+        for d, device_id in enumerate(DEVICES):
+            assert api.post("/api/v1/devices", json={"id": device_id}).status_code == 201
+            samples = [
+                window_sample(device_id, seq, window, ts=T0 + timedelta(seconds=10 * seq))
+                for seq, window in enumerate(field_windows(d, PER_DEVICE))
+            ]
+            assert ingest(store, samples).stored == {"sample": PER_DEVICE}
+        yield Fleet(url, key, api)
+        api.close()
 
 
 @pytest.fixture(scope="module")

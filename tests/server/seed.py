@@ -1,16 +1,42 @@
 """Test data written through the real ingest store (no broker needed)."""
 
 import itertools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import Channel, Event, Status, Telemetry, encode, topic_for
-from edgefleet.server.db.models import Device
+from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
+from edgefleet.server.db.models import Device, Organization
 from edgefleet.server.ingest import IngestStore, Received, WriteResult
 
 _seq = itertools.count(1)
+
+
+@contextmanager
+def organization_db(url: str, device_ids: Sequence[str]) -> Iterator[sessionmaker[Session]]:
+    """A migrated database with one organization owning `device_ids`; the organization (and by
+    cascade its devices and everything they sent) is deleted afterwards."""
+    engine = make_engine(url)
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    with transaction(factory) as session:
+        org = Organization(name="A")
+        session.add(org)
+        session.flush()
+        org_id = org.id
+    for device_id in device_ids:
+        add_device(factory, org_id, device_id)
+    try:
+        yield factory
+    finally:
+        with transaction(factory) as session:
+            session.execute(delete(Organization).where(Organization.id == org_id))
+        engine.dispose()
 
 
 def add_device(sessions: sessionmaker[Session], org_id: int, device_id: str) -> None:

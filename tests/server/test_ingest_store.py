@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import Channel, encode, topic_for
-from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
+from edgefleet.server.db import transaction
 from edgefleet.server.db.models import Alarm, Device, EventRow, Organization, TelemetryHourly
 from edgefleet.server.ingest import IngestStore, Received
 from edgefleet.server.services import alarms, retention
@@ -26,20 +26,8 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
         url = request.getfixturevalue("postgres_database").url
     else:
         url = f"sqlite:///{tmp_path / 'ingest.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    factory = make_sessionmaker(engine)
-    with transaction(factory) as session:
-        org = Organization(name="A")
-        session.add(org)
-        session.flush()
-        org_id = org.id
-    seed.add_device(factory, org_id, "m1")
-    seed.add_device(factory, org_id, "m2")
-    yield factory
-    with transaction(factory) as session:  # cascades to devices, events, telemetry, alarms
-        session.execute(delete(Organization).where(Organization.id == org_id))
-    engine.dispose()
+    with seed.organization_db(url, ("m1", "m2")) as factory:
+        yield factory
 
 
 def _count(sessions: sessionmaker[Session], model: type[EventRow] | type[Alarm]) -> int:

@@ -8,15 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import DEVICE_CHANNELS, Channel, encode, topic_for
 from edgefleet.dsp.window_codec import unpack_base64
 from edgefleet.server import create_app
 from edgefleet.server.broker import DeviceAuthority
-from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
-from edgefleet.server.db.models import Organization, WindowSampleRow
+from edgefleet.server.db.models import WindowSampleRow
 from edgefleet.server.ingest import IngestStore, Received
 from edgefleet.server.mosquitto import acl_text
 from tests.server import seed
@@ -30,20 +29,8 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
         url = request.getfixturevalue("postgres_database").url
     else:
         url = f"sqlite:///{tmp_path / 'samples.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    factory = make_sessionmaker(engine)
-    with transaction(factory) as session:
-        org = Organization(name="A")
-        session.add(org)
-        session.flush()
-        org_id = org.id
-    seed.add_device(factory, org_id, "s1")
-    seed.add_device(factory, org_id, "s2")
-    yield factory
-    with transaction(factory) as session:  # cascades to devices and their samples
-        session.execute(delete(Organization).where(Organization.id == org_id))
-    engine.dispose()
+    with seed.organization_db(url, ("s1", "s2")) as factory:
+        yield factory
 
 
 def _stored(sessions: sessionmaker[Session], device_id: str) -> list[WindowSampleRow]:

@@ -12,10 +12,12 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 PG_ADMIN_DSN = os.environ.get(
     "EDGEFLEET_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -179,3 +181,31 @@ class PostgresDatabase:
 
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@contextmanager
+def serve_app(make_app: Callable[[str], Any], timeout: float = 30.0) -> Iterator[tuple[str, Any]]:
+    """Serve `make_app(url)` with uvicorn in a thread on a free port; yields (url, app).
+
+    The port is bound before the app is built, so the app can know its own URL (e.g. `public_url`)."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = make_app(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield url, app
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
