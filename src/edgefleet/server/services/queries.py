@@ -2,13 +2,22 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from edgefleet.server.db.models import Alarm, Device, EventRow, TelemetryHourly, TelemetryRow
+from edgefleet.server.db.models import (
+    Alarm,
+    Device,
+    EventRow,
+    TelemetryHourly,
+    TelemetryRow,
+    WindowSampleRow,
+)
 from edgefleet.server.errors import ServerError
+
+Row = TypeVar("Row", EventRow, WindowSampleRow)
 
 
 class BadQueryError(ServerError):
@@ -35,6 +44,20 @@ def decode_cursor(cursor: str | None) -> int | None:
     return value
 
 
+def keyset_page(
+    session: Session, query: Select[Row], id_column: Any, cursor: str | None, limit: int
+) -> tuple[list[Row], str | None]:
+    """Newest first by id, `limit` rows after `cursor`; the next cursor is the last id when more remain
+    (a keyset on id: stable while new rows arrive)."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(id_column < after)
+    rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1].id) if more and rows else None)
+
+
 def list_events(
     session: Session, org_id: int, where: EventFilter, cursor: str | None, limit: int
 ) -> tuple[list[EventRow], str | None]:
@@ -48,13 +71,7 @@ def list_events(
         query = query.where(EventRow.ts >= where.since)
     if where.until:
         query = query.where(EventRow.ts < where.until)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(EventRow.id < after)
-    rows = list(session.scalars(query.order_by(EventRow.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1].id) if more and rows else None)
+    return keyset_page(session, query, EventRow.id, cursor, limit)
 
 
 def get_event(session: Session, org_id: int, event_id: int) -> EventRow | None:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgefleet.server.db.models import WindowSampleRow
-from edgefleet.server.services.queries import decode_cursor
+from edgefleet.server.services.queries import keyset_page
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,4 @@ def list_samples(
         query = query.where(WindowSampleRow.ts >= where.since)
     if where.until:
         query = query.where(WindowSampleRow.ts < where.until)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(WindowSampleRow.id < after)
-    rows = list(session.scalars(query.order_by(WindowSampleRow.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1].id) if more and rows else None)
+    return keyset_page(session, query, WindowSampleRow.id, cursor, limit)
