@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.dashboard.stack import PASSWORD, ServerProcess, sign_up
 from tests.dashboard.test_browser import _goto, _login
@@ -31,6 +32,15 @@ def _upload(page: Any, files: list[Path]) -> None:
     page.locator("[data-testid='upload-picker'] input[type=file]").set_input_files([str(f) for f in files])
     page.locator("[data-testid='upload-files']").filter(has_text="model_card.json").wait_for()
     page.click("[data-testid='upload-submit']")
+
+
+def _pick(page: Any, testid: str, option: str) -> None:
+    """Choose an option in a select, waiting until its menu has closed and the choice shows."""
+    page.click(f"[data-testid='{testid}']")
+    menu = page.locator(".q-menu:visible")
+    menu.get_by_role("option", name=option).click()
+    menu.wait_for(state="hidden")
+    expect(page.locator(f"[data-testid='{testid}']")).to_contain_text(option)
 
 
 def test_upload_list_card_default_and_compare(
@@ -74,8 +84,7 @@ def test_upload_list_card_default_and_compare(
     assert models[0]["sha256"] in detail.inner_text()
 
     for testid, version in (("compare-a", "1.0.0"), ("compare-b", "1.1.0")):
-        page.click(f"[data-testid='{testid}']")
-        page.get_by_role("option", name=f"press-ae {version}").click()
+        _pick(page, testid, f"press-ae {version}")
     page.click("[data-testid='compare']")
     result = page.locator("[data-testid='compare-result']")
     result.wait_for()
