@@ -50,7 +50,7 @@ def test_artifacts_and_report(trained: tuple[Path, dict[str, object]]) -> None:
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "report.json").read_text())
     assert saved == json.loads(json.dumps(report))  # the returned report is what was written
-    assert saved["int8"]["accuracy"] >= 0.65  # chance is 0.5
+    assert saved["int8"]["accuracy"] >= 0.85  # chance is 0.5; 0.97 on this machine
     assert abs(saved["int8"]["accuracy"] - saved["float"]["accuracy"]) <= 0.05
     assert sum(map(sum, saved["int8"]["confusion_matrix"])) == saved["data"]["split"]["test"]
     assert saved["data"]["rejected"] == 1 and "broken.png" in saved["data"]["rejected_files"][0]

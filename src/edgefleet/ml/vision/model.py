@@ -4,6 +4,9 @@ from typing import Any
 
 from edgefleet.ml.vision.config import Augmentation, VisionModelConfig
 
+INPUT_RANGE = (-1.0, 1.0)
+"""What the float model sees: `(pixel - 128) / 128` (dsp.image.frame_to_float)."""
+
 
 def build_classifier(input_shape: tuple[int, int, int], config: VisionModelConfig, classes: int) -> Any:
     """Conv 3x3/2, then (depthwise 3x3/2 + pointwise 1x1) per width, global pooling, softmax."""
@@ -37,9 +40,10 @@ def augmentation(config: Augmentation, seed: int) -> Any:
     if config.zoom:
         steps.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=seed))
     if config.brightness:
-        steps.append(layers.RandomBrightness(config.brightness, value_range=(-1.0, 1.0), seed=seed))
+        steps.append(layers.RandomBrightness(config.brightness, value_range=INPUT_RANGE, seed=seed))
     if config.contrast:
-        steps.append(layers.RandomContrast(config.contrast, seed=seed))
+        # value_range: Keras 3 clips to (0, 255) by default, which zeroed every dark pixel of our input
+        steps.append(layers.RandomContrast(config.contrast, value_range=INPUT_RANGE, seed=seed))
     return keras.Sequential(steps, name="augment")
 
 
