@@ -174,6 +174,30 @@ def test_status_and_last_will_update_online_state(sessions: sessionmaker[Session
         assert device is not None and not device.online
 
 
+def test_last_seen_is_written_at_most_once_a_second_per_device(sessions: sessionmaker[Session]) -> None:
+    def at(store: IngestStore, seq: int, received_at: datetime) -> None:
+        event = seed.anomaly("m1", seq=seq)
+        store.write([Received(topic_for("m1", Channel.EVENT), encode(event), received_at=received_at)])
+
+    def last_seen() -> datetime | None:
+        with sessions() as session:
+            device = session.get(Device, "m1")
+            assert device is not None
+            return device.last_seen.replace(tzinfo=UTC) if device.last_seen else None
+
+    store = IngestStore(sessions)
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    at(store, 1, t0)
+    assert last_seen() == t0
+    at(store, 2, t0 + timedelta(seconds=0.5))
+    assert last_seen() == t0  # within the resolution: no UPDATE
+    at(store, 3, t0 + timedelta(seconds=1.2))
+    assert last_seen() == t0 + timedelta(seconds=1.2)
+    restarted = IngestStore(sessions)  # a new process knows nothing of what was written
+    at(restarted, 4, t0 + timedelta(seconds=1.4))
+    assert last_seen() == t0 + timedelta(seconds=1.4)
+
+
 def test_retention_deletes_old_raw_rows_but_keeps_rollups(sessions: sessionmaker[Session]) -> None:
     store = IngestStore(sessions)
     now = datetime.now(UTC)

@@ -8,6 +8,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet.server.errors import ConfigError
+from edgefleet.server.ingest.buffered import BufferedClient
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ def make_client(
     ca_file: str | None = None,
     manual_ack: bool = False,
     mqtt5: bool = True,
-) -> mqtt.Client:
+) -> BufferedClient:
     """An MQTT 5 client, or a 3.1.1 client with a persistent session (clean_session False)."""
-    client = mqtt.Client(
+    client = BufferedClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,

@@ -100,7 +100,7 @@ class IngestWorker:
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
+        self._client.on_raw_publish = self._on_publish
         self._client.on_disconnect = self._on_disconnect
         self._connected = threading.Event()
         self._mqtt5 = mqtt5
@@ -169,13 +169,13 @@ class IngestWorker:
         if reason.is_failure:
             log.warning("ingest lost the MQTT broker (%s); paho reconnects", reason)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         # Blocks when the writer falls behind: backpressure to the broker, which holds the rest.
-        self._writer.put(Received(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._writer.put(Received.validated(topic, payload, mid, qos))
 
     # --- writer thread -------------------------------------------------------------------------
     def _ack(self, batch: list[Received]) -> None:
-        ack = self._client.ack
+        self._client.ack_many(item.mid for item in batch if item.qos == 1)
         for item in batch:
-            if item.qos > 0:
-                ack(item.mid, item.qos)
+            if item.qos == 2:  # devices publish at QoS 1; a QoS 2 message gets its PUBCOMP
+                self._client.ack(item.mid, item.qos)
