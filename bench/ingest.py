@@ -287,9 +287,12 @@ def _run(options: Mapping[str, str], broker: str, url: str, tmp: Path) -> dict[s
                 extra={"fresh_ts": False},
             )
         results = _wait(pubs)
+        # Time the ingest from the first publish, not from starting the publisher processes.
+        wall_minus_perf = time.time() - time.perf_counter()
+        first_publish = min((r["started_at"] - wall_minus_perf for r in results), default=started)
         published = sum(r["acked"] for r in results)
         publisher_cpu_s = sum(r.get("cpu_s", 0.0) for r in results)
-        publish_s = time.perf_counter() - started
+        publish_s = time.perf_counter() - first_publish
         # Watch the server's own counter (cheap), then count the stored rows once, exactly.
         registry = app.state.edgefleet.metrics.registry
         last_count, last_change = -1.0, time.perf_counter()
@@ -300,7 +303,7 @@ def _run(options: Mapping[str, str], broker: str, url: str, tmp: Path) -> dict[s
             if count >= published or time.perf_counter() - last_change > 30:
                 break
             time.sleep(0.2)  # collecting the registry costs GIL time the ingest needs
-        ingest_s = last_change - started
+        ingest_s = last_change - first_publish
         rows, distinct = stored()
 
         log.info("latency at %.0f events/s ...", latency_rate)

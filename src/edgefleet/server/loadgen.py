@@ -181,6 +181,7 @@ def _lean(options: dict[str, Any], plan: _Plan, rate: float) -> dict[str, Any]:
     outstanding: set[int] = set()
     next_id, sent, acked, total = 0, 0, 0, plan.count
     started = time.perf_counter()
+    started_at = time.time()  # wall clock, comparable across processes
     deadline = None
     while sent < total or (acked < sent and deadline is not None):
         chunk = []
@@ -241,7 +242,13 @@ def _lean(options: dict[str, Any], plan: _Plan, rate: float) -> dict[str, Any]:
     except OSError:
         pass
     sock.close()
-    return {"published": sent, "acked": acked, "seconds": seconds, "cpu_s": time.process_time() - cpu}
+    return {
+        "published": sent,
+        "acked": acked,
+        "seconds": seconds,
+        "cpu_s": time.process_time() - cpu,
+        "started_at": started_at,
+    }
 
 
 # --- paho engine -----------------------------------------------------------------------------------------
