@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from edgefleet.contracts import Channel, OtaState, encode, topic_for
 from tests.dashboard.stack import PASSWORD, Device, ServerProcess, sign_up, wait_until
@@ -60,8 +61,13 @@ def test_rollout_page_start_watch_pause_halt_abort(server: ServerProcess, page: 
     page.locator("[data-testid='new-rollout']").click()
     _input(page, "rollout-stages").fill("50, 100")
     _input(page, "rollout-gate").fill("5")
+    _input(page, "rollout-gate").press("Tab")  # the number field commits its value on blur
     page.locator("[data-testid='create-rollout']").click()
-    page.wait_for_url("**/rollouts/*")
+    try:
+        page.wait_for_url("**/rollouts/*")
+    except PlaywrightTimeout as err:  # say why the form did not start it (a refusal is notified)
+        notes = page.locator(".q-notification").all_inner_texts()
+        raise AssertionError(f"Start rollout did not open the rollout; notifications: {notes}") from err
     _ready(page)
     rollout_id = int(page.url.rsplit("/", 1)[1])
     page.locator("[data-testid='rollout-state'][data-state='running']").wait_for()

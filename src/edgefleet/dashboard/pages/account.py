@@ -3,13 +3,11 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import ui
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame, stamp
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
 from edgefleet.server.context import ServerContext
@@ -27,13 +25,7 @@ ROLES = {"viewer": "viewer", "admin": "admin", "owner": "owner"}
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/account")
-    async def account_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/account", _render)
 
 
 def _runner(context: ServerContext, viewer: Viewer) -> Callable[[Callable[..., Any], str], Awaitable[Any]]:

@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import ui
 from sqlalchemy.orm import Session
 
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame, severity_color, stamp
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
 from edgefleet.server.context import ServerContext
@@ -20,13 +18,7 @@ STATES = {"open": "Open", "acknowledged": "Acknowledged", "cleared": "Cleared"}
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/alarms")
-    async def alarms_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/alarms", _render)
 
 
 async def _act(context: ServerContext, viewer: Viewer, alarm_id: int, action: str, note: str) -> AlarmPublic:

@@ -4,13 +4,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from edgefleet.contracts import utc_now
 from edgefleet.dashboard.charts import sparkline_svg
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import ago, frame
 from edgefleet.dashboard.queries import DeviceCard, FleetPage, FleetQuery, fleet_page
 from edgefleet.dashboard.session import Viewer, in_db
@@ -72,13 +70,7 @@ def _overview_tiles(data: dict[str, Any]) -> None:
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/")
-    async def fleet(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/", _render)
 
 
 async def _render(context: ServerContext, viewer: Viewer) -> None:

@@ -11,12 +11,10 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import background_tasks, ui
 
 from edgefleet.contracts import EVENT_KINDS
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame
 from edgefleet.dashboard.session import Viewer, in_db
 from edgefleet.server.context import ServerContext
@@ -123,13 +121,7 @@ class LiveLog:
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/live")
-    async def live_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/live", _render)
 
 
 async def _render(context: ServerContext, viewer: Viewer) -> None:

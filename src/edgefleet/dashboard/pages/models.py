@@ -3,13 +3,11 @@
 from collections.abc import Awaitable, Callable
 from itertools import groupby
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import events, ui
 from sqlalchemy.orm import Session
 
 from edgefleet.contracts.model_package import MAX_PACKAGE_BYTES
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame, stamp
 from edgefleet.dashboard.pages.model_views import card_view, comparison_view, key_metrics
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
@@ -24,13 +22,7 @@ Action = Callable[[int], Awaitable[None]]
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/models")
-    async def models_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/models", _render)
 
 
 def _list(session: Session, org_id: int) -> list[ModelPublic]:

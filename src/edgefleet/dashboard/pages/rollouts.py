@@ -8,7 +8,7 @@ from nicegui import ui
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in, signed_in_page
 from edgefleet.dashboard.layout import frame
 from edgefleet.dashboard.pages.rollout_views import device_table, stage_bars, state_chip, summary_line
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
@@ -23,13 +23,7 @@ TARGETS = {"device_kind": "all of a kind", "tag": "devices with a tag", "device_
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/rollouts")
-    async def rollouts_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render_list(context, viewer)
-        return None
+    signed_in_page(context, "/rollouts", _render_list)
 
     @ui.page("/rollouts/{rollout_id}")
     async def rollout_page(request: Request, rollout_id: int) -> RedirectResponse | None:

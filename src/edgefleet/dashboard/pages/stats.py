@@ -2,14 +2,12 @@
 
 from typing import Any, Literal
 
-from fastapi import Request
-from fastapi.responses import RedirectResponse
 from nicegui import ui
 from sqlalchemy.orm import Session
 
 from edgefleet.contracts import utc_now
 from edgefleet.dashboard import charts
-from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame
 from edgefleet.dashboard.queries import alarm_stats, anomaly_rate_per_device, since
 from edgefleet.dashboard.session import Viewer, in_db
@@ -48,13 +46,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def register(context: ServerContext) -> None:
-    @ui.page("/stats")
-    async def stats_page(request: Request) -> RedirectResponse | None:
-        viewer = await signed_in(context, request)
-        if isinstance(viewer, RedirectResponse):
-            return viewer
-        await _render(context, viewer)
-        return None
+    signed_in_page(context, "/stats", _render)
 
 
 async def _render(context: ServerContext, viewer: Viewer) -> None:
