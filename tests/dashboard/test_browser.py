@@ -207,12 +207,19 @@ def test_account_page_changes_the_password_and_makes_an_api_key(page: Any, serve
     _input(page, "pw-current").fill(PASSWORD)
     _input(page, "pw-new").fill("a-new-password-42")
     page.click("button:has-text('Change')")
-    page.wait_for_selector("text=password changed")
+    # The change ended every session, this browser's too: back to the login page, told why.
+    page.wait_for_url("**/login?*")
+    page.locator("[data-testid='form-notice']").wait_for()
+    assert page.locator("input[name=email]").input_value() == org.email
+    assert org.api.get("/api/v1/auth/me").status_code == 401  # the sign-up session ended too
     old = httpx.post(f"{server.url}/api/v1/auth/login", json={"email": org.email, "password": PASSWORD})
     new = httpx.post(
         f"{server.url}/api/v1/auth/login", json={"email": org.email, "password": "a-new-password-42"}
     )
     assert (old.status_code, new.status_code) == (401, 200)
+    _login(page, server, org.email, "a-new-password-42")
+    page.wait_for_url(f"{server.url}/")
+    _goto(page, f"{server.url}/account")
 
     _input(page, "key-name").fill("grafana")
     page.click("button:has-text('Create key')")

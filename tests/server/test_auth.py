@@ -146,3 +146,39 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGEFLEET_BROKER", "http://nope")
     with pytest.raises(ValueError, match="broker"):
         ServerSettings()
+
+
+def test_a_password_change_ends_the_sessions_issued_before_it(client: TestClient) -> None:
+    owner = sign_up(client, "pat@example.com")
+    other_browser = client.post(
+        "/api/v1/auth/login", json={"email": "pat@example.com", "password": PASSWORD}
+    ).json()["access_token"]
+    client.cookies.clear()
+    key = client.post("/api/v1/auth/api-keys", json={"name": "script"}, headers=owner.headers).json()["key"]
+
+    def me(token: str) -> int:
+        status: int = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code
+        return status
+
+    same = {"current_password": PASSWORD, "new_password": PASSWORD}
+    assert client.post("/api/v1/auth/password", json=same, headers=owner.headers).status_code == 204
+    assert (me(owner.token), me(other_browser)) == (200, 200)  # the same password again ends nothing
+    client.cookies.clear()
+
+    new = {"current_password": PASSWORD, "new_password": "a-brand-new-password"}
+    changed = client.post("/api/v1/auth/password", json=new, headers=owner.headers)
+    assert changed.status_code == 204
+    assert (me(owner.token), me(other_browser)) == (401, 401)
+    assert (
+        "password was changed"
+        in client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other_browser}"}).json()[
+            "detail"
+        ]
+    )
+    assert client.get("/api/v1/auth/me").status_code == 200  # the caller's fresh session cookie
+    assert me(key) == 200  # API keys are revoked one by one, not by a password change
+    client.cookies.clear()
+    relogin = client.post(
+        "/api/v1/auth/login", json={"email": "pat@example.com", "password": new["new_password"]}
+    )
+    assert me(relogin.json()["access_token"]) == 200

@@ -39,11 +39,19 @@ class TokenClaims:
     user_id: int
     org_id: int
     expires_at: datetime
+    epoch: int = 0
+    """The user's session epoch when the token was issued (`User.session_epoch`)."""
 
 
-def issue_token(secret: str, user_id: int, org_id: int, ttl_s: int) -> str:
+def issue_token(secret: str, user_id: int, org_id: int, ttl_s: int, epoch: int = 0) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": str(user_id), "org": org_id, "iat": now, "exp": now + timedelta(seconds=ttl_s)}
+    claims = {
+        "sub": str(user_id),
+        "org": org_id,
+        "sep": epoch,
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl_s),
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
@@ -54,6 +62,7 @@ def read_token(secret: str, token: str) -> TokenClaims:
             user_id=int(claims["sub"]),
             org_id=int(claims["org"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            epoch=int(claims.get("sep", 0)),
         )
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as err:
         raise AuthError(f"invalid session token: {err}") from err

@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import ui
 from pydantic import ValidationError
@@ -54,7 +55,7 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
             ui.label("Profile").classes("font-semibold")
             ui.label(f"{viewer.email}").props('data-testid="profile-email"')
             ui.label(f"{viewer.role} of {viewer.org_name}").classes("ef-muted text-sm")
-        _password_card(run)
+        _password_card(run, viewer.email)
         keys_box = ui.card().classes("w-full p-4 gap-2")
         members_box = ui.card().classes("w-full p-4 gap-2")
 
@@ -76,7 +77,7 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
     await refresh_members()
 
 
-def _password_card(run: Callable[[Callable[..., Any], str], Awaitable[Any]]) -> None:
+def _password_card(run: Callable[[Callable[..., Any], str], Awaitable[Any]], email: str) -> None:
     with ui.card().classes("w-full p-4 gap-2"):
         ui.label("Change password").classes("font-semibold")
         with ui.row().classes("gap-2 items-center"):
@@ -97,10 +98,17 @@ def _password_card(run: Callable[[Callable[..., Any], str], Awaitable[Any]]) -> 
                 except ValidationError as err:
                     ui.notify(f"{err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}", type="negative")
                     return
-                if await run(
-                    lambda s, p: accounts.change_password(s, p, body.current_password, body.new_password),
+                changed = await run(
+                    lambda s, p: (
+                        accounts.change_password(s, p, body.current_password, body.new_password) is not None
+                    ),
                     "password changed",
-                ):
+                )
+                if changed and body.new_password != body.current_password:
+                    # This browser's session ended with the others: sign in with the new password.
+                    notice = quote("Password changed: log in with the new one.")
+                    ui.navigate.to(f"/login?email={quote(email)}&notice={notice}")
+                elif changed:
                     current.value = new.value = ""
 
             ui.button("Change", on_click=change).props("unelevated no-caps").props('data-testid="pw-change"')

@@ -20,6 +20,9 @@ def _error(request: Request) -> None:
     message = request.query_params.get("error")
     if message:
         ui.label(message).classes("text-red-700 text-sm").props('data-testid="form-error"')
+    notice = request.query_params.get("notice")
+    if notice:
+        ui.label(notice).classes("text-green-800 text-sm").props('data-testid="form-notice"')
 
 
 def register(context: ServerContext) -> None:

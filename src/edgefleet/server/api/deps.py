@@ -42,6 +42,8 @@ def principal_from_token(session: Session, context: ServerContext, token: str) -
     user = session.get(User, claims.user_id)
     if user is None or not user.is_active or user.org_id != claims.org_id:
         raise AuthError("the session's user no longer exists or is disabled")
+    if claims.epoch != user.session_epoch:
+        raise AuthError("the session ended when the password was changed; sign in again")
     return Principal(user, via="session")
 
 

@@ -14,7 +14,7 @@ def start_session(context: ServerContext, user: User, response: Response) -> Tok
     """Set the session cookie on `response`; the same token is returned for scripts."""
     settings = context.settings
     token = security.issue_token(
-        settings.secret_key.get_secret_value(), user.id, user.org_id, settings.jwt_ttl_s
+        settings.secret_key.get_secret_value(), user.id, user.org_id, settings.jwt_ttl_s, user.session_epoch
     )
     response.set_cookie(
         settings.cookie_name,

@@ -55,6 +55,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Carried in every session token; a password change increments it, ending older sessions."""
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 

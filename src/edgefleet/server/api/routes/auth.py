@@ -55,16 +55,20 @@ def change_password(
     body: PasswordChange,
     principal: CurrentUser,
     session: SessionDep,
+    *,
     context: ContextDep,
     address: ClientAddress,
+    response: Response,
 ) -> None:
-    """Change your password (needs the current one; failures count like failed logins)."""
+    """Change your password (needs the current one; failures count like failed logins). Every
+    session issued before ends; the browser gets a fresh session cookie, scripts log in again."""
     context.limiter.check(principal.user.email, address)
     try:
-        accounts.change_password(session, principal, body.current_password, body.new_password)
+        user = accounts.change_password(session, principal, body.current_password, body.new_password)
     except AuthError:
         context.limiter.failed(principal.user.email, address)
         raise
+    start_session(context, user, response)
 
 
 @router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
