@@ -1,10 +1,13 @@
 """Events (filters, cursor pagination), telemetry, rollups, statistics, alarms, devices."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
+from pytest import MonkeyPatch
 
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db.models import Alarm
 from edgefleet.server.ingest import IngestStore
 from tests.server import seed
 from tests.server.conftest import Account, sign_up
@@ -119,6 +122,29 @@ def test_alarm_ack_and_clear_are_audit_logged(client: TestClient) -> None:
     assert "alarm.ack" in actions and "alarm.clear" in actions
     seed.ingest(store, seed.anomaly("m1"))  # a new anomaly opens a new alarm
     assert len(client.get("/api/v1/alarms", params={"state": "open"}, headers=owner.headers).json()) == 1
+
+
+def test_alarm_changes_reach_the_stream_once_committed(client: TestClient, monkeypatch: MonkeyPatch) -> None:
+    owner, store = _setup(client)
+    context: ServerContext = client.app.state.edgefleet  # type: ignore[attr-defined]
+    seed.ingest(store, seed.anomaly("m1"))
+    alarm_id = client.get("/api/v1/alarms", params={"state": "open"}, headers=owner.headers).json()[0]["id"]
+    seen: list[tuple[str, datetime | None, datetime | None]] = []
+
+    def publish(org_id: int, type_: str, data: dict[str, Any]) -> None:
+        # What a stream client reading the alarm back at this moment would find.
+        with context.sessions() as session:
+            alarm = session.get(Alarm, alarm_id)
+            assert alarm is not None
+            seen.append((data["change"], alarm.acked_at, alarm.cleared_at))
+
+    monkeypatch.setattr(context.hub, "publish", publish)
+    assert client.post(f"/api/v1/alarms/{alarm_id}/ack", headers=owner.headers).status_code == 200
+    assert client.post(f"/api/v1/alarms/{alarm_id}/clear", headers=owner.headers).status_code == 200
+    assert client.post(f"/api/v1/alarms/{alarm_id}/ack", headers=owner.headers).status_code == 409
+    assert [change for change, _, _ in seen] == ["acknowledged", "cleared"]  # nothing for the refusal
+    (_, acked_at, _), (_, _, cleared_at) = seen
+    assert acked_at is not None and cleared_at is not None
 
 
 def test_claim_tokens_are_one_time_and_expire(client: TestClient) -> None:

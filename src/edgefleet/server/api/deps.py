@@ -1,9 +1,9 @@
 """`Annotated` dependencies shared by the routes."""
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import BackgroundTasks, Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,26 @@ def get_session(context: ContextDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+class Announcer:
+    """Real-time hub messages of one request, published once its transaction has committed (as
+    background tasks, which run after the response): a client told of a change that reads it back at
+    once finds it, and a request that fails announces nothing."""
+
+    def __init__(self, context: ServerContext, background: BackgroundTasks) -> None:
+        self._hub = context.hub
+        self._background = background
+
+    def publish(self, org_id: int, type_: str, data: dict[str, Any]) -> None:
+        self._background.add_task(self._hub.publish, org_id, type_, data)
+
+
+def get_announcer(context: ContextDep, background: BackgroundTasks) -> Announcer:
+    return Announcer(context, background)
+
+
+AnnouncerDep = Annotated[Announcer, Depends(get_announcer)]
 
 
 def principal_from_token(session: Session, context: ServerContext, token: str) -> Principal:

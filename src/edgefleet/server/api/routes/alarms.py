@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, SessionDep
 from edgefleet.server.schemas import AlarmNote, AlarmPublic
 from edgefleet.server.services import alarms
 from edgefleet.server.services.alarms import AlarmState
@@ -29,14 +29,12 @@ def acknowledge_alarm(
     alarm_id: int,
     principal: AdminUser,
     session: SessionDep,
-    context: ContextDep,
+    announce: AnnouncerDep,
     body: AlarmNote | None = None,
 ) -> AlarmPublic:
     note = body.note if body else None
     public = AlarmPublic.model_validate(alarms.acknowledge(session, principal, alarm_id, note))
-    context.hub.publish(
-        principal.org_id, "alarm", {"change": "acknowledged", **public.model_dump(mode="json")}
-    )
+    announce.publish(principal.org_id, "alarm", {"change": "acknowledged", **public.model_dump(mode="json")})
     return public
 
 
@@ -45,10 +43,10 @@ def clear_alarm(
     alarm_id: int,
     principal: AdminUser,
     session: SessionDep,
-    context: ContextDep,
+    announce: AnnouncerDep,
     body: AlarmNote | None = None,
 ) -> AlarmPublic:
     note = body.note if body else None
     public = AlarmPublic.model_validate(alarms.clear(session, principal, alarm_id, note))
-    context.hub.publish(principal.org_id, "alarm", {"change": "cleared", **public.model_dump(mode="json")})
+    announce.publish(principal.org_id, "alarm", {"change": "cleared", **public.model_dump(mode="json")})
     return public

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, SessionDep
 from edgefleet.server.db.models import Rollout
 from edgefleet.server.schemas import RolloutAbort, RolloutCreate, RolloutDetail, RolloutPublic
 from edgefleet.server.services import rollouts
@@ -12,20 +12,20 @@ from edgefleet.server.services import rollouts
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
 
 
-def _announce(context: ContextDep, rollout: Rollout, change: str) -> None:
-    context.hub.publish(*rollouts.event(rollout, change))
+def _announce(announce: AnnouncerDep, rollout: Rollout, change: str) -> None:
+    announce.publish(*rollouts.event(rollout, change))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_rollout(
-    body: RolloutCreate, principal: AdminUser, session: SessionDep, context: ContextDep
+    body: RolloutCreate, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
 ) -> RolloutDetail:
     """Start a staged update of a registry model to a device kind, a tag or a device list (admin).
 
     The devices are put in a fixed order (by a hash of rollout and device id); stage i updates the
     first ceil(n x stages[i] / 100) of them once every device of the previous stage is healthy."""
     rollout = rollouts.create_rollout(session, principal, body)
-    _announce(context, rollout, "created")
+    _announce(announce, rollout, "created")
     return rollouts.detail(session, rollout)
 
 
@@ -45,20 +45,20 @@ def read_rollout(rollout_id: int, principal: CurrentUser, session: SessionDep) -
 
 @router.post("/{rollout_id}/pause")
 def pause_rollout(
-    rollout_id: int, principal: AdminUser, session: SessionDep, context: ContextDep
+    rollout_id: int, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
 ) -> RolloutDetail:
     """No new commands until resumed; devices already commanded are still tracked (admin)."""
     rollout = rollouts.pause(session, principal, rollout_id)
-    _announce(context, rollout, "paused")
+    _announce(announce, rollout, "paused")
     return rollouts.detail(session, rollout)
 
 
 @router.post("/{rollout_id}/resume")
 def resume_rollout(
-    rollout_id: int, principal: AdminUser, session: SessionDep, context: ContextDep
+    rollout_id: int, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
 ) -> RolloutDetail:
     rollout = rollouts.resume(session, principal, rollout_id)
-    _announce(context, rollout, "resumed")
+    _announce(announce, rollout, "resumed")
     return rollouts.detail(session, rollout)
 
 
@@ -67,10 +67,10 @@ def abort_rollout(
     rollout_id: int,
     principal: AdminUser,
     session: SessionDep,
-    context: ContextDep,
+    announce: AnnouncerDep,
     body: RolloutAbort | None = None,
 ) -> RolloutDetail:
     """Stop for good: commands in flight are cancelled; with `rollback`, updated devices roll back (admin)."""
     rollout = rollouts.abort(session, principal, rollout_id, body.rollback if body else False)
-    _announce(context, rollout, "aborted")
+    _announce(announce, rollout, "aborted")
     return rollouts.detail(session, rollout)
