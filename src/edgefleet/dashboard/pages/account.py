@@ -98,17 +98,15 @@ def _password_card(run: Callable[[Callable[..., Any], str], Awaitable[Any]], ema
                 except ValidationError as err:
                     ui.notify(f"{err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}", type="negative")
                     return
-                changed = await run(
-                    lambda s, p: (
-                        accounts.change_password(s, p, body.current_password, body.new_password) is not None
-                    ),
+                sessions_ended = await run(
+                    lambda s, p: accounts.change_password(s, p, body.current_password, body.new_password),
                     "password changed",
                 )
-                if changed and body.new_password != body.current_password:
+                if sessions_ended:
                     # This browser's session ended with the others: sign in with the new password.
                     notice = quote("Password changed: log in with the new one.")
                     ui.navigate.to(f"/login?email={quote(email)}&notice={notice}")
-                elif changed:
+                elif sessions_ended is not None:  # None: refused, and `run` said why
                     current.value = new.value = ""
 
             ui.button("Change", on_click=change).props("unelevated no-caps").props('data-testid="pw-change"')

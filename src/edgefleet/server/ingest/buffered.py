@@ -98,21 +98,8 @@ class BufferedSocket:
         inner = getattr(self._sock, "pending", None)
         return self.buffered + (inner() if inner is not None else 0)
 
-    def send(self, data: bytes | bytearray) -> int:
-        sent: int = self._sock.send(data)
-        return sent
-
-    def fileno(self) -> int:
-        number: int = self._sock.fileno()
-        return number
-
-    def setblocking(self, flag: bool) -> None:
-        self._sock.setblocking(flag)
-
-    def close(self) -> None:
-        self._sock.close()
-
     def __getattr__(self, name: str) -> Any:
+        """Everything else (`send`, `fileno`, `setblocking`, `close`, TLS calls) is the socket's."""
         return getattr(self._sock, name)
 
 

@@ -59,18 +59,19 @@ def authenticate(
     return user
 
 
-def change_password(session: Session, principal: Principal, current: str, new: str) -> User:
+def change_password(session: Session, principal: Principal, current: str, new: str) -> bool:
     """Needs the current password. A new password ends every session issued before it (someone who
-    took one keeps nothing); API keys stay, they are revoked one by one. Returns the user, whose
-    `session_epoch` a fresh session for the caller must carry."""
+    took one keeps nothing); API keys stay, they are revoked one by one. Returns whether sessions
+    ended; a fresh session for the caller must carry the user's new `session_epoch`."""
     user = session.get(User, principal.user.id)
     if user is None or not security.verify_password(user.password_hash, current):
         raise AuthError("the current password is wrong")
     user.password_hash = security.hash_password(new)
-    if new != current:
+    ended = new != current
+    if ended:
         user.session_epoch += 1
     audit.record(session, user.org_id, user.id, "user.password_change", "user", user.id)
-    return user
+    return ended
 
 
 def user_from_api_key(session: Session, key: str) -> User:

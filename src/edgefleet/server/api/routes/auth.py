@@ -64,11 +64,11 @@ def change_password(
     session issued before ends; the browser gets a fresh session cookie, scripts log in again."""
     context.limiter.check(principal.user.email, address)
     try:
-        user = accounts.change_password(session, principal, body.current_password, body.new_password)
+        accounts.change_password(session, principal, body.current_password, body.new_password)
     except AuthError:
         context.limiter.failed(principal.user.email, address)
         raise
-    start_session(context, user, response)
+    start_session(context, principal.user, response)  # the same row the change updated (one session)
 
 
 @router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
