@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefleet.contracts import (
+    COMMISSIONING_STATUSES,
     EVENT_KINDS,
     Channel,
+    CommissioningReport,
     ContractError,
     Event,
     channel_of,
@@ -66,20 +68,37 @@ def test_mutated_payloads_are_valid_or_rejected_cleanly(
     assert decode(channel, encode(decoded)) == decoded
 
 
-events = st.builds(
-    Event,
-    device_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True),
-    seq=st.integers(min_value=0, max_value=2**53),
-    ts=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-    kind=st.sampled_from(EVENT_KINDS),
-    score=st.floats(allow_nan=False, allow_infinity=False),
-    threshold=st.floats(allow_nan=False, allow_infinity=False),
-    reason=st.from_regex(r"[a-z_]{1,16}", fullmatch=True),
-    features=st.dictionaries(
-        st.from_regex(r"[a-z0-9_]{1,12}", fullmatch=True),
-        st.floats(allow_nan=False, allow_infinity=False),
-        max_size=32,
-    ),
+finite = st.floats(allow_nan=False, allow_infinity=False)
+fractions = st.floats(min_value=0.0, max_value=1.0)
+reports = st.builds(
+    CommissioningReport,
+    status=st.sampled_from(COMMISSIONING_STATUSES),
+    windows=st.integers(min_value=0, max_value=2**53),
+    threshold=finite,
+    card_threshold=finite,
+    target_far=fractions,
+    confidence=fractions,
+    method=st.sampled_from(["lognormal_tolerance", "order_statistic"]),
+    spread_ratio_median=st.floats(min_value=0.0, max_value=1e9),
+    spread_ratio_max=st.floats(min_value=0.0, max_value=1e9),
+    fault_visibility=st.none() | fractions,
+)
+events = st.sampled_from(EVENT_KINDS).flatmap(
+    lambda kind: st.builds(
+        Event,
+        device_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+        seq=st.integers(min_value=0, max_value=2**53),
+        ts=st.datetimes(
+            min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        ),
+        kind=st.just(kind),
+        score=finite,
+        threshold=finite,
+        reason=st.from_regex(r"[a-z_]{1,16}", fullmatch=True),
+        features=st.dictionaries(st.from_regex(r"[a-z0-9_]{1,12}", fullmatch=True), finite, max_size=32),
+        # a commissioning event carries its report
+        commissioning=reports if kind == "commissioning" else st.none(),
+    )
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefleet.contracts import (
+    FaultProbe,
     FeatureSpec,
     ModelCard,
     Quantization,
@@ -17,6 +18,7 @@ from edgefleet.contracts import (
     ThresholdSpec,
     dump_model_card,
 )
+from edgefleet.ml.probes import select_fault_probes
 
 AXES = ["ax", "ay", "az", "gx", "gy", "gz"]
 
@@ -59,8 +61,11 @@ def build_model_dir(
     epochs: int = 60,
     percentile: float = 99.0,
     seed: int = 0,
+    fault_features: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Train a dense autoencoder on raw feature vectors (N, F); write model.tflite + model_card.json."""
+    """Train a dense autoencoder on raw feature vectors (N, F); write model.tflite + model_card.json.
+
+    `fault_features` (label -> raw features of known fault windows) become the card's fault probes."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -122,6 +127,7 @@ def build_model_dir(
         ops=["FULLY_CONNECTED"],
         flash_bytes=len(tflite),
         arena_bytes=measure_arena(tflite),
+        fault_probes=_probes(fault_features),
     )
     (directory / "model_card.json").write_text(dump_model_card(card), encoding="utf-8")
     if score_fn is not None:
@@ -140,3 +146,11 @@ def build_model_dir(
         data["score_stats"] = json.loads(stats.model_dump_json())
         (directory / "model_card.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     return directory
+
+
+def _probes(fault_features: dict[str, np.ndarray] | None) -> list[FaultProbe]:
+    if not fault_features:
+        return []
+    features = np.concatenate([np.asarray(v, dtype=np.float64) for v in fault_features.values()])
+    labels = np.concatenate([[k] * len(v) for k, v in fault_features.items()])
+    return select_fault_probes(features, labels)

@@ -1,4 +1,6 @@
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from edgefleet.edge.commissioning import Baseline, Commissioner, CommissioningConfig
 from edgefleet.edge.drift import DriftConfig, DriftMonitor
@@ -38,9 +40,13 @@ def test_recommission_restarts_with_a_new_count() -> None:
     card = Baseline(np.zeros(1), np.ones(1), 1.0, False)
     c = Commissioner(CommissioningConfig(windows=0), card, 0.01)
     assert not c.active and c.add(np.zeros((5, 1)), _mse_score) is None
-    c.restart(windows=3)
+    with pytest.raises(ValidationError, match="at least 8"):
+        c.restart(windows=3)
+    assert not c.active and c.config.windows == 0
+    c.restart(windows=10)
     assert c.active
-    assert c.add(np.ones((3, 1)), _mse_score) is not None
+    assert c.add(np.ones((6, 1)), _mse_score) is None
+    assert c.add(np.ones((6, 1)), _mse_score) is not None  # takes the 4 it still needs
 
 
 def test_drift_rises_on_a_shift_and_clears_when_it_goes_back() -> None:

@@ -100,7 +100,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             device_id="template",
             backend="tflm",
             telemetry_interval_s=10.0,  # stream seconds: ~15 windows per report
-            commissioning=CommissioningConfig(windows=60, margin=1.3),  # as the demo fleet
+            # 60 windows as the demo fleet; this test's small stats model drifts with the simulated
+            # sensor bias (its anomaly rate varies by seed), so the health gate gets a margin here
+            commissioning=CommissioningConfig(windows=60, margin=1.3),
             mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{server.mqtt_port}"),
             outbox=OutboxConfig(directory=root / "outbox"),
             clock=ClockConfig(enabled=False),

@@ -29,6 +29,15 @@ from edgefleet.contracts.errors import (
     SchemaVersionError,
     TopicError,
 )
+from edgefleet.contracts.explanation import (
+    COMMISSIONING_STATUSES,
+    FAULT_HINTS,
+    CommissioningReport,
+    CommissioningStatus,
+    Explanation,
+    FaultHint,
+    FeatureDeviation,
+)
 from edgefleet.contracts.messages import (
     EVENT_KINDS,
     MAX_WINDOW_SAMPLE_B64_CHARS,
@@ -48,6 +57,7 @@ from edgefleet.contracts.messages import (
     WindowSample,
 )
 from edgefleet.contracts.model_card import (
+    FaultProbe,
     FeatureSpec,
     Lineage,
     ModelCard,
@@ -86,9 +96,11 @@ from edgefleet.contracts.topics import (
 
 __all__ = [
     "COMMAND_CHANNELS",
+    "COMMISSIONING_STATUSES",
     "DEVICE_CHANNELS",
     "DEVICE_KINDS",
     "EVENT_KINDS",
+    "FAULT_HINTS",
     "MAX_PAYLOAD_BYTES",
     "MAX_THUMBNAIL_B64_CHARS",
     "MAX_WINDOW_SAMPLE_B64_CHARS",
@@ -99,6 +111,8 @@ __all__ = [
     "TOPIC_PREFIX",
     "Channel",
     "Command",
+    "CommissioningReport",
+    "CommissioningStatus",
     "ContractError",
     "DeviceKind",
     "DeviceMessage",
@@ -106,6 +120,10 @@ __all__ = [
     "DeviceMode",
     "Event",
     "EventKind",
+    "Explanation",
+    "FaultHint",
+    "FaultProbe",
+    "FeatureDeviation",
     "FeatureSpec",
     "Lineage",
     "Message",

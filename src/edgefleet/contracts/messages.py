@@ -20,8 +20,9 @@ from edgefleet.contracts.base import (
     VersionedMessage,
     WireModel,
 )
+from edgefleet.contracts.explanation import CommissioningReport, CommissioningStatus, Explanation
 
-EventKind = Literal["anomaly", "person", "rule", "sensor_fault", "drift"]
+EventKind = Literal["anomaly", "person", "rule", "sensor_fault", "drift", "commissioning"]
 EVENT_KINDS: Final[tuple[str, ...]] = get_args(EventKind)
 Severity = Literal["info", "warning", "critical"]
 # provisioning: waiting for network settings; commissioning: learning its baseline;
@@ -75,6 +76,13 @@ class Event(DeviceMessage):
     message: ShortText | None = None
     person_count: Annotated[int, Field(ge=0, le=1000)] | None = None
     thumbnail_jpeg: Annotated[Base64Text, StringConstraints(max_length=MAX_THUMBNAIL_B64_CHARS)] | None = None
+    explanation: Explanation | None = Field(
+        default=None, description="anomaly events: the deviating features and a fault hint"
+    )
+    commissioning: CommissioningReport | None = Field(
+        default=None,
+        description="commissioning events: what the device learned and whether it can see faults",
+    )
 
     @model_validator(mode="after")
     def _fields_required_by_kind(self) -> Self:
@@ -82,8 +90,10 @@ class Event(DeviceMessage):
             raise ValueError("an anomaly event needs `score` and `threshold`")
         if self.kind == "person" and self.score is None:
             raise ValueError("a person event needs `score`")
-        if self.kind in ("rule", "sensor_fault", "drift") and self.reason is None:
+        if self.kind in ("rule", "sensor_fault", "drift", "commissioning") and self.reason is None:
             raise ValueError(f"a {self.kind} event needs `reason`")
+        if self.kind == "commissioning" and self.commissioning is None:
+            raise ValueError("a commissioning event needs `commissioning`")
         return self
 
 
@@ -107,6 +117,13 @@ class Telemetry(DeviceMessage):
     outbox_depth: Count = 0
     outbox_dropped: Count = 0
     drift: float | None = None
+    commissioning: CommissioningStatus | None = Field(
+        default=None,
+        description="the outcome of the last commissioning (`blind`: trained faults no longer seen)",
+    )
+    fault_visibility: Fraction | None = Field(
+        default=None, description="share of the card's known faults the current baseline still detects"
+    )
     detections_per_hour: Annotated[float, Field(ge=0)] | None = None
     firmware_version: Version | None = None
     model_id: Name | None = None

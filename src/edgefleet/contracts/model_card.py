@@ -104,6 +104,23 @@ class ScoreStats(WireModel):
     count: Count
 
 
+class FaultProbe(WireModel):
+    """A raw feature vector of a known fault window from the model factory's test set.
+
+    After commissioning, a device re-normalizes these with its field baseline and scores them: if
+    they no longer cross the new threshold, the device has gone blind to the faults it was trained
+    on and says so (`contracts.CommissioningReport`).
+    """
+
+    label: Name
+    features: list[float] = Field(
+        min_length=1, max_length=512, description="raw features, feature_spec order"
+    )
+
+
+MAX_FAULT_PROBES: Final = 32
+
+
 class Lineage(WireModel):
     parent_model: ShortText | None = None
     config_sha256: Sha256Hex | None = None
@@ -133,10 +150,15 @@ class ModelCard(WireModel):
     min_runtime_version: Version = "0.1.0"
     training_data_sha256: Sha256Hex | None = None
     metrics: dict[Name, float] = Field(default_factory=dict, max_length=256)
+    fault_probes: list[FaultProbe] = Field(default_factory=list, max_length=MAX_FAULT_PROBES)
     lineage: Lineage = Field(default_factory=Lineage)
 
     @model_validator(mode="after")
     def _task_needs(self) -> Self:
         if self.task == "anomaly_detection" and (self.feature_spec is None or self.threshold is None):
             raise ValueError("an anomaly_detection model card needs `feature_spec` and `threshold`")
+        n = len(self.feature_spec.names) if self.feature_spec else None
+        for probe in self.fault_probes:
+            if n is None or len(probe.features) != n:
+                raise ValueError(f"fault probe `{probe.label}` needs one value per feature ({n})")
         return self

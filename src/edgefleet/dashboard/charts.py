@@ -2,6 +2,7 @@
 
 Pure functions of the data, so they are tested without a browser."""
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -51,15 +52,57 @@ def _base(title: str) -> dict[str, Any]:
     }
 
 
+LOG_SPAN = 20.0
+"""The score axis turns logarithmic when the scores and the threshold span more than this ratio."""
+
+
+def _decade(value: float, up: bool) -> float:
+    exponent = math.log10(value)
+    return float(10 ** (math.ceil(exponent) if up else math.floor(exponent)))
+
+
+def score_axis(values: Sequence[float], threshold: float | None) -> dict[str, Any]:
+    """A linear axis while scores stay within LOG_SPAN of each other and the threshold; past that
+    (a fault scoring 1,000x the threshold) a log axis from the decade below the smallest to the decade
+    above the largest, so normal scores, the threshold and the fault all stay readable."""
+    axis: dict[str, Any] = {"name": "score (reconstruction error)", "nameGap": 48, "nameLocation": "middle"}
+    positive = [v for v in (*values, *([threshold] if threshold else [])) if v > 0]
+    if not positive or max(positive) / min(positive) <= LOG_SPAN:
+        return {**axis, "type": "value", "scale": True}
+    lo, hi = _decade(min(positive), up=False), _decade(max(positive), up=True)
+    return {
+        **axis,
+        "type": "log",
+        "logBase": 10,
+        "min": lo,
+        "max": hi if hi > lo else lo * 10,
+        "name": "score (reconstruction error, log scale)",
+    }
+
+
 def score_chart(
     points: Sequence[tuple[datetime, float | None, float | None, float | None]],
     spans: Sequence[AlarmSpan],
     now: datetime,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Anomaly score (p95 and max per telemetry interval) with the threshold line and alarm spans."""
-    p95 = [[_ms(t), v] for t, v, _, _ in points if v is not None]
-    peak = [[_ms(t), v] for t, _, v, _ in points if v is not None]
-    threshold = [[_ms(t), v] for t, _, _, v in points if v is not None]
+    """Anomaly score (p95 and max per telemetry interval) with the threshold (the line the telemetry
+    reports, stepping when it changes, and a marked line at the latest) and alarm spans shaded.
+
+    `threshold` is the one in force when the telemetry carries none (from commissioning or events)."""
+    reported = [(t, v) for t, _, _, v in points if v is not None]
+    latest = reported[-1][1] if reported else threshold
+    if not reported and threshold is not None and points:
+        reported = [(points[0][0], threshold), (points[-1][0], threshold)]
+    values = [v for _, a, b, _ in points for v in (a, b) if v is not None]
+    axis = score_axis(values, latest)
+    floor = axis.get("min", 0.0)
+
+    def shown(v: float) -> float:  # a log axis has no place for 0: such a score sits on its floor
+        return v if axis["type"] != "log" or v > 0 else floor
+
+    p95 = [[_ms(t), shown(v)] for t, v, _, _ in points if v is not None]
+    peak = [[_ms(t), shown(v)] for t, _, v, _ in points if v is not None]
     areas = [
         [
             {"xAxis": _ms(s.start), "name": f"{s.kind} alarm"},
@@ -67,24 +110,29 @@ def score_chart(
         ]
         for s in spans
     ]
+    red = "#dc2626"
+    mark_line: dict[str, Any] = {
+        "silent": True,
+        "symbol": "none",
+        "lineStyle": {"type": "dashed", "color": red},
+        "label": {"position": "insideEndTop", "color": red},
+        "data": []
+        if latest is None
+        else [{"yAxis": latest, "name": "threshold", "label": {"formatter": f"threshold {latest:.3g}"}}],
+    }
     option = _base("Anomaly score")
     option.update(
         legend={"bottom": 0, "data": ["score p95", "score max", "threshold"]},
         xAxis=_time_axis(),
-        yAxis={
-            "type": "value",
-            "name": "score (reconstruction error)",
-            "nameGap": 48,
-            "nameLocation": "middle",
-            "scale": True,
-        },
+        yAxis=axis,
         series=[
             {
                 "name": "score p95",
                 "type": "line",
-                "showSymbol": False,
+                "showSymbol": len(p95) < 2,
                 "data": p95,
                 "markArea": {"silent": True, "itemStyle": {"color": "rgba(220,38,38,0.12)"}, "data": areas},
+                "markLine": mark_line,
             },
             {
                 "name": "score max",
@@ -98,9 +146,9 @@ def score_chart(
                 "type": "line",
                 "step": "end",
                 "showSymbol": False,
-                "data": threshold,
-                "lineStyle": {"type": "dashed", "color": "#dc2626"},
-                "itemStyle": {"color": "#dc2626"},
+                "data": [[_ms(t), v] for t, v in reported],
+                "lineStyle": {"type": "dashed", "color": red},
+                "itemStyle": {"color": red},
             },
         ],
     )

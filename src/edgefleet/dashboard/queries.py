@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from edgefleet.contracts import utc_now
+from edgefleet.dashboard.insight import commissioning_states
 from edgefleet.server.db.models import Alarm, Device, EventRow, TelemetryHourly, TelemetryRow
 from edgefleet.server.services import drift_queries
 from edgefleet.server.services.drift import DriftLimits
@@ -41,6 +42,8 @@ class DeviceCard:
     open_alarms: int
     spark: list[float] = field(default_factory=list)
     """Anomaly score p95 per telemetry (vibration) or detections per hour (camera), oldest first."""
+    commissioning: str | None = None
+    """ok | blind | noisy_baseline: the last commissioning's verdict (None: never reported)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ def fleet_page(session: Session, org_id: int, query: FleetQuery) -> FleetPage:
     ordered = base.order_by(func.coalesce(alarms.c.n, 0).desc(), Device.name, Device.id)
     rows = session.execute(ordered.offset((page - 1) * query.per_page).limit(query.per_page)).all()
     sparks = sparklines(session, org_id, [(d.id, d.kind) for d, _ in rows])
+    commissioning = commissioning_states(session, org_id, [d.id for d, _ in rows if d.kind == "vibration"])
     cards = [
         DeviceCard(
             id=d.id,
@@ -92,6 +96,7 @@ def fleet_page(session: Session, org_id: int, query: FleetQuery) -> FleetPage:
             revoked=d.revoked_at is not None,
             open_alarms=int(n),
             spark=sparks.get(d.id, []),
+            commissioning=c.status if (c := commissioning.get(d.id)) else None,
         )
         for d, n in rows
     ]

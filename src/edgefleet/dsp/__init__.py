@@ -24,7 +24,7 @@ from edgefleet.dsp.recordings import (
 )
 from edgefleet.dsp.scoring import dequantize, quantize, reconstruction_score, standardize
 from edgefleet.dsp.synth import AXES, FAULTS, UNITS, MachineConfig, SynthChunk, VibrationSynth
-from edgefleet.dsp.windows import frame, window_count
+from edgefleet.dsp.windows import debounce_in_hops, frame, overlap_factor, window_count
 
 __all__ = [
     "AXES",
@@ -42,11 +42,13 @@ __all__ = [
     "VibrationSynth",
     "WindowSet",
     "band_powers",
+    "debounce_in_hops",
     "dequantize",
     "extract",
     "feature_names",
     "frame",
     "n_features",
+    "overlap_factor",
     "quantize",
     "read_npz",
     "read_table_csv",

@@ -91,6 +91,12 @@ class DeviceConfig(BaseModel):
     decision: DebounceConfig = Field(default_factory=DebounceConfig)
     fault: DebounceConfig = Field(default_factory=lambda: DebounceConfig(k=3, n=5, m=10, hysteresis=1.0))
     rule: IsoRuleConfig = Field(default_factory=IsoRuleConfig)
+    shaft_hz: float | None = Field(
+        default=None,
+        gt=0,
+        description="the machine's shaft rotation frequency, for fault hints on anomaly events; "
+        "default: estimated from the normal spectrum",
+    )
     rule_debounce: DebounceConfig = Field(
         default_factory=lambda: DebounceConfig(k=3, n=5, m=5, hysteresis=1.0)
     )

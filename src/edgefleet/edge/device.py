@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from edgefleet.contracts import Channel, Command, Event, OtaState, Status, Telemetry, encode, topic_for
 from edgefleet.edge.clock import DeviceClock
@@ -204,7 +205,9 @@ class Device:
                     window=draft.window,
                     features=draft.features,
                     reason=draft.reason,
-                    message=draft.message,
+                    message=draft.message[:256] if draft.message else None,
+                    explanation=draft.explanation,
+                    commissioning=draft.commissioning,
                     model_id=self.model_id,
                     model_version=self.model_version,
                 )
@@ -229,6 +232,7 @@ class Device:
         dropped = self.outbox.dropped()
         depth = self.outbox.depth()
         scorer = core.scorer
+        report = core.baseline.report
 
         def build(seq: int) -> bytes:
             return encode(
@@ -252,6 +256,8 @@ class Device:
                     outbox_depth=depth,
                     outbox_dropped=sum(dropped.values()),
                     drift=core.drift.value,
+                    commissioning=report.status if report else None,
+                    fault_visibility=report.fault_visibility if report else None,
                     firmware_version=self.config.firmware_version,
                     model_id=self.model_id,
                     model_version=self.model_version,
@@ -278,7 +284,10 @@ class Device:
         log.info("%s: command %s (%s)", self.device_id, command.command, command.command_id)
         if command.command == "recommission":
             windows = command.args.get("windows")
-            self.core.recommission(int(windows) if isinstance(windows, int | float) else None)
+            try:
+                self.core.recommission(int(windows) if isinstance(windows, int | float) else None)
+            except ValidationError as err:
+                log.warning("%s: recommission refused: %s", self.device_id, err.errors()[0]["msg"])
             if self.link:
                 self.link.publish_status()
         elif command.command == "publish_status" and self.link:

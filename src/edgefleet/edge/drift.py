@@ -40,25 +40,30 @@ class DriftMonitor:
         return float(np.sqrt(np.mean(self._mean_z**2)))
 
     def update(self, z: np.ndarray) -> bool | None:
-        """Add standardized features (B, F); return True/False when the drift state changes."""
+        """Add standardized features (B, F); return the last state change in the batch, if any."""
+        changes = self.update_rows(z)
+        return changes[-1][1] if changes else None
+
+    def update_rows(self, z: np.ndarray) -> list[tuple[int, bool, float]]:
+        """Add standardized features (B, F) one window at a time, as the firmware does; return the
+        state changes as (row in the batch, raised?, statistic), so any batching gives the same
+        events."""
         z = np.asarray(z, dtype=np.float64).reshape(-1, z.shape[-1])
-        if len(z) == 0:
-            return None
-        self.count += len(z)
-        if self._mean_z is None:
-            self._mean_z, z = z[0].copy(), z[1:]
-        if len(z):
-            # the exponentially weighted mean of the batch in closed form (same as row by row)
-            keep = 0.5 ** (1.0 / self.config.halflife_windows)
-            weights = (1.0 - keep) * keep ** np.arange(len(z) - 1, -1, -1)
-            self._mean_z = keep ** len(z) * self._mean_z + weights @ z
-        value = self.value
-        if value is None:
-            return None
-        if not self.active and value > self.config.limit:
-            self.active = True
-            return True
-        if self.active and value < self.config.clear_below:
-            self.active = False
-            return False
-        return None
+        keep = 0.5 ** (1.0 / self.config.halflife_windows)
+        changes: list[tuple[int, bool, float]] = []
+        for i, row in enumerate(z):
+            self.count += 1
+            if self._mean_z is None:
+                self._mean_z = row.copy()
+            else:
+                self._mean_z = keep * self._mean_z + (1.0 - keep) * row
+            if self.count < self.config.min_windows:
+                continue
+            value = float(np.sqrt(np.mean(self._mean_z**2)))
+            if not self.active and value > self.config.limit:
+                self.active = True
+                changes.append((i, True, value))
+            elif self.active and value < self.config.clear_below:
+                self.active = False
+                changes.append((i, False, value))
+        return changes

@@ -13,27 +13,20 @@ from typing import Literal
 
 import numpy as np
 
-from edgefleet.contracts import ModelCard, SensorSpec
-from edgefleet.dsp import (
-    AXES,
-    FeatureConfig,
-    MachineConfig,
-    dequantize,
-    extract,
-    feature_names,
-    quantize,
-    reconstruction_score,
-    standardize,
-)
+from edgefleet.contracts import CommissioningReport, Explanation
+from edgefleet.dsp import MachineConfig, debounce_in_hops
 from edgefleet.edge.backends import InferenceBackend, create_backend
 from edgefleet.edge.commissioning import Baseline, Commissioner
 from edgefleet.edge.config import DeviceConfig
 from edgefleet.edge.decision import Debouncer, SimulatedGpio, rms_velocity_mm_s, severity_zone
 from edgefleet.edge.drift import DriftMonitor
-from edgefleet.edge.errors import ModelLoadError
+from edgefleet.edge.explain import Explainer, summary
 from edgefleet.edge.guards import REASONS, InputGuard, RejectCounter
 from edgefleet.edge.model import ModelBundle
+from edgefleet.edge.scorer import Scorer, default_sensor
 from edgefleet.edge.telemetry import IntervalStats
+
+__all__ = ["DeviceCore", "EventDraft", "Scorer", "State", "WindowResult", "default_sensor"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +38,7 @@ KEY_FEATURES = 8
 class EventDraft:
     """An event before it gets its seq and timestamp (the outbox assigns those)."""
 
-    kind: Literal["anomaly", "rule", "sensor_fault", "drift"]
+    kind: Literal["anomaly", "rule", "sensor_fault", "drift", "commissioning"]
     active: bool
     severity: Literal["info", "warning", "critical"] = "warning"
     score: float | None = None
@@ -54,6 +47,8 @@ class EventDraft:
     features: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     message: str | None = None
+    explanation: Explanation | None = None
+    commissioning: CommissioningReport | None = None
 
 
 @dataclass(frozen=True)
@@ -76,54 +71,6 @@ class WindowResult:
             "anomaly": self.anomaly,
             "rejected": self.rejected,
         }
-
-
-class Scorer:
-    """Features -> standardized -> int8 -> model -> dequantized -> reconstruction score (as in dsp)."""
-
-    def __init__(self, card: ModelCard, backend: InferenceBackend) -> None:
-        if card.feature_spec is None or card.sensor is None or card.threshold is None:
-            raise ModelLoadError(
-                f"model {card.model_id} needs feature_spec, sensor and threshold in its card"
-            )
-        fs = card.feature_spec
-        self.feature_config = FeatureConfig.from_spec(
-            fs.sample_rate_hz, tuple(card.sensor.axes), tuple(fs.sets), tuple(fs.bands_hz)
-        )
-        names = feature_names(self.feature_config)
-        if names != list(fs.names):
-            raise ModelLoadError(
-                f"model card feature names {fs.names[:4]}... do not match dsp's {names[:4]}..."
-            )
-        self.names = names
-        self.backend = backend
-        assert card.input.quantization is not None and card.output.quantization is not None
-        self.in_q = card.input.quantization
-        self.out_q = card.output.quantization
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        return np.asarray(extract(windows, self.feature_config), dtype=np.float64)
-
-    def score(self, features: np.ndarray, baseline: Baseline) -> tuple[np.ndarray, np.ndarray, float]:
-        """Return (scores (B,), standardized z (B, F), mean invoke time in microseconds)."""
-        z = standardize(features, baseline.mean, baseline.std)
-        qi = quantize(z, self.in_q.scale, self.in_q.zero_point)
-        t0 = time.perf_counter()
-        qo = self.backend.invoke_batch(qi)
-        invoke_us = (time.perf_counter() - t0) * 1e6 / max(1, len(qi))
-        y = dequantize(qo, self.out_q.scale, self.out_q.zero_point)
-        return np.asarray(reconstruction_score(z, y), dtype=np.float64), np.asarray(z), invoke_us
-
-
-def default_sensor() -> SensorSpec:
-    """The seed's MPU6050 (what a device without a model guards its inputs with)."""
-    m = MachineConfig()
-    return SensorSpec(
-        axes=list(AXES),
-        units=["g"] * 3 + ["dps"] * 3,
-        range_min=[-m.accel_range_g] * 3 + [-m.gyro_range_dps] * 3,
-        range_max=[m.accel_range_g] * 3 + [m.gyro_range_dps] * 3,
-    )
 
 
 class DeviceCore:
@@ -176,7 +123,13 @@ class DeviceCore:
             far = card.threshold.target_false_alarm_rate
             if far is None and card.threshold.percentile is not None:
                 far = 1.0 - card.threshold.percentile / 100.0
-            self.commissioner = Commissioner(config.commissioning, self.card_baseline, far or 0.01)
+            self.commissioner = Commissioner(
+                config.commissioning,
+                self.card_baseline,
+                far or 0.01,
+                feature_names=list(fs.names),
+                fault_probes=list(card.fault_probes),
+            )
         else:  # no model: the seed's MPU6050 at 200 Hz in 128-sample windows, rule checks only
             self.sample_rate_hz, self.window, self.hop = MachineConfig().sample_rate_hz, 128, 128
             sensor = default_sensor()
@@ -190,8 +143,19 @@ class DeviceCore:
         self.sensor = sensor
         self.guard = InputGuard.for_sensor(sensor, self.sample_rate_hz, config.guards)
         self.baseline = self.card_baseline
-        self.debouncer = Debouncer(config.decision)
+        # k of n counted in window lengths: one knock seen by several overlapping windows is no alarm
+        k, n, m = debounce_in_hops(
+            config.decision.k, config.decision.n, config.decision.m, self.window, self.hop
+        )
+        self.debouncer = Debouncer(config.decision.model_copy(update={"k": k, "n": n, "m": m}))
         self.drift = DriftMonitor(config.drift)
+        self.explainer = Explainer(
+            scorer.names if scorer else [],
+            list(sensor.axes),
+            self.sample_rate_hz,
+            config.shaft_hz,
+            list(config.rule.axes),
+        )
 
     @property
     def mode(self) -> Literal["commissioning", "running", "degraded"]:
@@ -210,6 +174,7 @@ class DeviceCore:
         self.commissioner.restart(windows)
         self.debouncer.reset()
         self.drift.reset()
+        self.explainer.reset()
         log.info("re-commissioning over %d windows", self.commissioner.config.windows)
 
     def _baseline_score(self, features: np.ndarray, baseline: Baseline) -> np.ndarray:
@@ -217,6 +182,8 @@ class DeviceCore:
         return self.scorer.score(features, baseline)[0]
 
     def process(self, windows: np.ndarray, timestamps: np.ndarray | None = None) -> list[WindowResult]:
+        """Decide a batch of windows (B, W, A): the same results, window for window, as feeding
+        them one at a time (commissioning may end inside the batch; the rest is then scored)."""
         windows = np.asarray(windows, dtype=np.float64)
         if windows.ndim == 2:
             windows = windows[None]
@@ -233,18 +200,30 @@ class DeviceCore:
             if self.config.rule.enabled and len(clean)
             else np.zeros(0)
         )
-        scores = z = feats = None
+        scores = z = None
         invoke_us = None
-        scoring = self.scorer is not None and len(clean) > 0 and not self.commissioner.active
+        # clean windows [0, first_scored) commission (or, with no model, are never scored)
+        first_scored = len(clean)
+        commissioned: Baseline | None = None
+        threshold_before = self.threshold
         if self.scorer is not None and len(clean):
             feats = self.scorer.features(clean)
+            first_scored = 0
             if self.commissioner.active:
-                new = self.commissioner.add(feats, self._baseline_score)
-                if new is not None:
-                    self.baseline = new
+                first_scored = min(self.commissioner.needed, len(clean))
+                commissioned = self.commissioner.add(feats[:first_scored], self._baseline_score)
+                if commissioned is not None:
+                    self.baseline = commissioned
                     self.drift.reset()
-            if scoring:
-                scores, z, invoke_us = self.scorer.score(feats, self.baseline)
+                else:
+                    first_scored = len(clean)
+            if first_scored < len(clean):
+                scores, z, invoke_us = self.scorer.score(feats[first_scored:], self.baseline)
+        drift_changes = (
+            {row: (raised, value) for row, raised, value in self.drift.update_rows(z)}
+            if z is not None and len(z)
+            else {}
+        )
         results = []
         j = 0
         ok_list = ok.tolist()
@@ -270,19 +249,42 @@ class DeviceCore:
             score = None
             anomaly = False
             state: State = "degraded" if self.scorer is None else "commissioning"
-            if scoring and scores is not None and z is not None:
-                score = score_list[j]
+            threshold = self.threshold
+            if j < first_scored:
+                threshold = threshold_before
+                if self.scorer is not None:
+                    self.explainer.remember(index, clean[j])
+                if commissioned is not None and j == first_scored - 1 and commissioned.report is not None:
+                    events.append(self._commissioning_event(commissioned.report, index))
+            elif scores is not None and z is not None:
+                k = j - first_scored
+                score = score_list[k]
                 anomaly = score > self.baseline.threshold
-                self._update_anomaly(score, z[j], index, events)
+                self._update_anomaly(score, z[k], clean[j], v, index=index, events=events)
                 state = "alarm" if self.debouncer.active else "normal"
+                if not anomaly and not self.debouncer.active:
+                    self.explainer.remember(index, clean[j])
+                if k in drift_changes:
+                    self._drift_event(*drift_changes[k], index, events)
             self.stats.add(score, anomaly, invoke_us)
-            results.append(WindowResult(index, score, self.threshold, state, anomaly, [], v, events))
+            results.append(WindowResult(index, score, threshold, state, anomaly, [], v, events))
             j += 1
-        if scoring and z is not None and len(z):
-            last = next(r for r in reversed(results) if r.score is not None)
-            self._update_drift(z, last.window, last.events)
         self.gpio.set(self.debouncer.active or self.rule_debouncer.active, time.monotonic())
         return results
+
+    def _commissioning_event(self, report: CommissioningReport, index: int) -> EventDraft:
+        problem = report.status != "ok"
+        return EventDraft(
+            "commissioning",
+            problem,
+            "warning" if problem else "info",
+            score=report.fault_visibility,
+            threshold=report.threshold,
+            window=index,
+            reason=report.status,
+            message=report.message,
+            commissioning=report,
+        )
 
     def _update_faults(self, reasons: list[str], index: int, events: list[EventDraft]) -> None:
         if not reasons and not self._faults_live:
@@ -326,12 +328,26 @@ class DeviceCore:
                 )
             )
 
-    def _update_anomaly(self, score: float, z: np.ndarray, index: int, events: list[EventDraft]) -> None:
+    def _update_anomaly(
+        self,
+        score: float,
+        z: np.ndarray,
+        window: np.ndarray,
+        velocity: float | None,
+        *,
+        index: int,
+        events: list[EventDraft],
+    ) -> None:
         change = self.debouncer.update(score, self.baseline.threshold)
         if change is None or self.card is None:
             return
-        top = np.argsort(-np.abs(z))[:KEY_FEATURES]
         assert self.scorer is not None
+        top = np.argsort(-np.abs(z), kind="stable")[:KEY_FEATURES]
+        explanation = (
+            self.explainer.explain(window, z, velocity, self.config.rule.zone_limits_mm_s)
+            if change.active
+            else None
+        )
         events.append(
             EventDraft(
                 "anomaly",
@@ -341,21 +357,20 @@ class DeviceCore:
                 threshold=self.baseline.threshold,
                 window=index,
                 features={self.scorer.names[k]: round(float(z[k]), 4) for k in top},
-                message="anomaly" if change.active else "anomaly cleared",
+                message=summary(explanation) if explanation else "anomaly cleared",
+                explanation=explanation,
             )
         )
 
-    def _update_drift(self, z: np.ndarray, index: int, events: list[EventDraft]) -> None:
-        change = self.drift.update(z)
-        if change is not None:
-            events.append(
-                EventDraft(
-                    "drift",
-                    change,
-                    "warning" if change else "info",
-                    score=self.drift.value,
-                    threshold=self.config.drift.limit,
-                    window=index,
-                    reason="standardized_mean_shift",
-                )
+    def _drift_event(self, raised: bool, value: float, index: int, events: list[EventDraft]) -> None:
+        events.append(
+            EventDraft(
+                "drift",
+                raised,
+                "warning" if raised else "info",
+                score=value,
+                threshold=self.config.drift.limit,
+                window=index,
+                reason="standardized_mean_shift",
             )
+        )

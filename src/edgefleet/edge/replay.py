@@ -59,6 +59,11 @@ def replay(
             "rejected": dict(core.rejects.total),
             "threshold": core.threshold,
             "commissioned": core.baseline.commissioned,
+            "commissioning": (
+                core.baseline.report.model_dump(mode="json", exclude_none=True)
+                if core.baseline.report
+                else None
+            ),
             "mode": core.mode,
         }
     }

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgefleet.contracts import (
+    FaultProbe,
     FeatureSpec,
     Lineage,
     ModelCard,
@@ -40,6 +41,7 @@ from edgefleet.ml.config import TrainConfig, expand_path
 from edgefleet.ml.datasets import Splits, load_splits
 from edgefleet.ml.evaluate import auc, calibrate_threshold, detection_metrics, roc, score_stats
 from edgefleet.ml.export import write_artifacts
+from edgefleet.ml.probes import select_fault_probes
 from edgefleet.ml.quantize import representative_rows, to_float_tflite, to_int8_tflite
 from edgefleet.ml.report_html import render
 from edgefleet.ml.runtime import LiteRtModel, TflmModel, measure_arena, quant_params
@@ -261,6 +263,7 @@ def train(
         data_sha256=splits.stats.sha256,
         config_sha256=config_sha256,
         parent_model=parent_model,
+        fault_probes=select_fault_probes(feats["test_anomaly"], splits.test_anomaly_labels),
     )
     html = render(
         report,
@@ -301,6 +304,7 @@ def build_card(
     data_sha256: str,
     config_sha256: str | None,
     parent_model: str | None = None,
+    fault_probes: list[FaultProbe] | None = None,
 ) -> ModelCard:
     tf = import_tensorflow()
 
@@ -364,6 +368,7 @@ def build_card(
             }.items()
             if value is not None
         },
+        fault_probes=fault_probes or [],
         lineage=Lineage(
             parent_model=parent_model, config_sha256=config_sha256, framework=f"tensorflow {tf.__version__}"
         ),

@@ -23,13 +23,14 @@ Text128 = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_w
 DeviceIdStr = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:+-]+$")]
 DeviceKindStr = Literal["vibration", "camera"]
-EventKindStr = Literal["anomaly", "person", "rule", "sensor_fault", "drift"]
+EventKindStr = Literal["anomaly", "person", "rule", "sensor_fault", "drift", "commissioning"]
 assert set(DEVICE_KINDS) == {"vibration", "camera"} and set(EVENT_KINDS) == {
     "anomaly",
     "person",
     "rule",
     "sensor_fault",
     "drift",
+    "commissioning",
 }
 
 

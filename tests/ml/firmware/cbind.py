@@ -68,7 +68,7 @@ class Debouncer(ctypes.Structure):
         ("m", ctypes.c_int),
         ("hysteresis", ctypes.c_double),
         ("active", ctypes.c_int),
-        ("recent", ctypes.c_ubyte * 32),
+        ("recent", ctypes.c_ubyte * 64),  # EF_DEBOUNCE_MAX_N
         ("head", ctypes.c_int),
         ("count", ctypes.c_int),
         ("normal_run", ctypes.c_int),

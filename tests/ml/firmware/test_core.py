@@ -13,6 +13,7 @@ from edgefleet import dsp
 from edgefleet.contracts import (
     Channel,
     Event,
+    FeatureSpec,
     ModelCard,
     Status,
     Telemetry,
@@ -154,11 +155,19 @@ class Decision:
 
 
 def python_decisions(
-    reasons: list[list[str]], velocity: list[float], scores: list[float], z: np.ndarray, threshold: float
+    reasons: list[list[str]],
+    velocity: list[float],
+    scores: list[float],
+    z: np.ndarray,
+    threshold: float,
+    spec: FeatureSpec,
 ) -> list[Decision]:
     """The device runtime's decision logic (as edge.pipeline wires it, default configs), window by window."""
     device = DeviceConfig(device_id="replay")
-    anomaly = Debouncer(device.decision)
+    # the anomaly debounce is counted in window lengths, converted to hops (as DeviceCore and ef_core do)
+    cfg = device.decision
+    k, n, m = dsp.debounce_in_hops(cfg.k, cfg.n, cfg.m, spec.window, spec.hop)
+    anomaly = Debouncer(cfg.model_copy(update={"k": k, "n": n, "m": m}))
     rule = Debouncer(device.rule_debounce)
     drift = DriftMonitor(device.drift)
     faults = {r: Debouncer(device.fault) for r in REASONS}
@@ -205,7 +214,7 @@ def test_decisions_match_the_python_runtime_window_by_window(project: Project) -
     assert fault > 10 * normal, "the model must separate the bearing fault"
     # The card's threshold, and one between normal and fault so the replay raises and clears.
     for limit in (threshold.value, float(np.sqrt(normal * fault))):
-        expected = python_decisions(reasons, velocity, scores, z, limit)
+        expected = python_decisions(reasons, velocity, scores, z, limit, fs)
         decider = core.decider()
         assert decider.threshold == threshold.value
         decider.threshold = limit
@@ -245,7 +254,8 @@ def test_debouncer_rejects_bad_settings(project: Project) -> None:
     init = project.core.lib.ef_debouncer_init
     assert init(ctypes.byref(d), 3, 5, 5, 0.9) == 0
     assert init(ctypes.byref(d), 6, 5, 5, 0.9) == -1  # k > n
-    assert init(ctypes.byref(d), 3, 33, 5, 0.9) == -1  # n beyond the buffer
+    assert init(ctypes.byref(d), 3, 64, 5, 0.9) == 0  # EF_DEBOUNCE_MAX_N
+    assert init(ctypes.byref(d), 3, 65, 5, 0.9) == -1  # n beyond the buffer
     assert init(ctypes.byref(d), 3, 5, 5, 1.5) == -1
 
 

@@ -1,4 +1,5 @@
-"""Alarms: open, acknowledged, cleared; acknowledge and clear with a note (admins)."""
+"""Alarms: open, acknowledged, cleared, each with why (the latest event's explanation or commissioning
+report); acknowledge and clear with a note (admins)."""
 
 from typing import Any
 
@@ -6,7 +7,9 @@ from nicegui import ui
 from sqlalchemy.orm import Session
 
 from edgefleet.dashboard.guard import signed_in_page
+from edgefleet.dashboard.insight import AlarmWhy, alarm_whys
 from edgefleet.dashboard.layout import frame, severity_color, stamp
+from edgefleet.dashboard.pages.event_views import explanation_block, report_block
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
 from edgefleet.server.context import ServerContext
 from edgefleet.server.errors import ServerError
@@ -74,18 +77,13 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
 
     async def refresh() -> None:
         tab: AlarmState = state["tab"]
-        rows: list[AlarmPublic] = await in_db(
-            context,
-            lambda s: [
-                AlarmPublic.model_validate(a) for a in alarms.list_alarms(s, viewer.org_id, tab, None, 200)
-            ],
-        )
+        rows, whys = await in_db(context, lambda s: _load(s, viewer.org_id, tab))
         body.clear()
         with body:
             if not rows:
                 ui.label(f"No {tab} alarms.").classes("ef-muted").props('data-testid="no-alarms"')
             for alarm in rows:
-                _alarm_card(alarm, viewer, ask)
+                _alarm_card(alarm, viewer, ask, whys.get(alarm.id))
 
     async def refresh_unless_busy() -> None:
         if not busy["dialog"]:
@@ -100,7 +98,12 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
     ui.timer(10.0, refresh_unless_busy, immediate=False)
 
 
-def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any) -> None:
+def _load(session: Session, org_id: int, tab: AlarmState) -> tuple[list[AlarmPublic], dict[int, AlarmWhy]]:
+    rows = [AlarmPublic.model_validate(a) for a in alarms.list_alarms(session, org_id, tab, None, 200)]
+    return rows, alarm_whys(session, org_id, [a.id for a in rows])
+
+
+def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any, why: AlarmWhy | None) -> None:
     with (
         ui.card().classes("w-full p-3").props(f'data-alarm-id="{alarm.id}"').props('data-testid="alarm-card"')
     ):
@@ -126,5 +129,9 @@ def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any) -> None:
             details.append(f"cleared {stamp(alarm.cleared_at)} ({alarm.clear_reason})")
         if alarm.note:
             details.append(f"note: {alarm.note}")
+        if why is not None and why.explanation is not None:
+            explanation_block(why.explanation)
+        elif why is not None and why.report is not None:
+            report_block(why.report)
         if details:
             ui.label(" · ".join(details)).classes("text-sm ef-muted")

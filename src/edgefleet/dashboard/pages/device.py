@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from edgefleet.contracts import utc_now
 from edgefleet.dashboard import charts
 from edgefleet.dashboard.guard import signed_in
+from edgefleet.dashboard.insight import CommissioningState, commissioning_states
 from edgefleet.dashboard.layout import ago, frame, stamp
+from edgefleet.dashboard.pages.event_views import commissioning_banner, events_table
 from edgefleet.dashboard.queries import (
     DriftHistory,
     alarm_spans,
@@ -22,6 +24,7 @@ from edgefleet.dashboard.queries import (
 )
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db.models import EventRow
 from edgefleet.server.errors import ServerError
 from edgefleet.server.schemas import CommandCreate, DevicePublic, EventPublic
 from edgefleet.server.services import devices, queries
@@ -55,10 +58,13 @@ def _history(session: Session, org_id: int, device_id: str, hours: float) -> dic
         for r in rows
     ]
     events, _ = queries.list_events(session, org_id, EventFilter(device_id=device_id), None, 50)
+    commissioning = commissioning_states(session, org_id, [device_id]).get(device_id)
     return {
         "telemetry": telemetry,
         "spans": alarm_spans(session, org_id, device_id, start),
         "events": [EventPublic.model_validate(e) for e in events],
+        "commissioning": commissioning,
+        "threshold": _threshold_in_force(commissioning, events),
         "thumbnail": latest_thumbnail(session, org_id, device_id),
         "person_counts": queries.event_counts(
             session, org_id, bucket="hour", group_by="kind", since=start, until=utc_now(), kind="person"
@@ -68,34 +74,15 @@ def _history(session: Session, org_id: int, device_id: str, hours: float) -> dic
     }
 
 
+def _threshold_in_force(commissioning: CommissioningState | None, events: list[EventRow]) -> float | None:
+    """For the score chart when telemetry carries no threshold: commissioning's, else the last event's."""
+    if commissioning is not None and commissioning.report is not None:
+        return commissioning.report.threshold
+    return next((e.threshold for e in events if e.kind == "anomaly" and e.threshold), None)
+
+
 def _series(telemetry: list[dict[str, Any]], key: str) -> list[tuple[datetime, float]]:
     return [(t["ts"], float(t[key])) for t in telemetry if t[key] is not None]
-
-
-def _events_table(events: list[EventPublic]) -> None:
-    columns = [
-        {"name": "ts", "label": "time (UTC)", "field": "ts", "align": "left"},
-        {"name": "kind", "label": "kind", "field": "kind", "align": "left"},
-        {"name": "state", "label": "state", "field": "state", "align": "left"},
-        {"name": "severity", "label": "severity", "field": "severity", "align": "left"},
-        {"name": "score", "label": "score / threshold", "field": "score", "align": "right"},
-        {"name": "what", "label": "detail", "field": "what", "align": "left"},
-    ]
-    rows = [
-        {
-            "id": e.id,
-            "ts": stamp(e.ts),
-            "kind": e.kind,
-            "state": "raised" if e.active else "cleared",
-            "severity": e.severity,
-            "score": "-" if e.score is None else f"{e.score:.3g} / {e.threshold or 0:.3g}",
-            "what": e.message or e.reason or (f"{e.person_count} person(s)" if e.person_count else ""),
-        }
-        for e in events
-    ]
-    ui.table(columns=columns, rows=rows, row_key="id", pagination=10).classes("w-full").props(
-        "flat bordered dense"
-    ).props('data-testid="device-events"')
 
 
 def register(context: ServerContext) -> None:
@@ -149,6 +136,7 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
             span = ui.select(RANGES, value=6, label="time range").props("outlined dense").classes("w-40")
             if viewer.can("admin"):
                 _command_buttons(context, viewer, device)
+        banner_box = ui.column().classes("w-full gap-2")
         charts_box = ui.column().classes("w-full gap-4")
         with ui.card().classes("w-full"):
             ui.label("Recent events").classes("font-semibold")
@@ -160,15 +148,17 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
             context, lambda s: drift_history(s, viewer.org_id, device.id, since(state["hours"]), limits)
         )
         telemetry = data["telemetry"]
+        banner_box.clear()
+        with banner_box:
+            commissioning_banner(data["commissioning"])
         charts_box.clear()
         with charts_box:
             if device.kind == "camera":
                 _camera_charts(data)
             else:
                 points = [(t["ts"], t["p95"], t["max"], t["threshold"]) for t in telemetry]
-                ui.echart(charts.score_chart(points, data["spans"], utc_now())).classes("w-full h-80").props(
-                    'data-testid="score-chart"'
-                )
+                option = charts.score_chart(points, data["spans"], utc_now(), threshold=data["threshold"])
+                ui.echart(option).classes("w-full h-80").props('data-testid="score-chart"')
             with ui.grid(columns=2).classes("w-full gap-4"):
                 for title, unit, key in (
                     ("Inference time", "µs per window", "inference_us"),
@@ -183,7 +173,7 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
                 ui.label("No telemetry in this range yet.").classes("ef-muted")
         events_box.clear()
         with events_box:
-            _events_table(data["events"])
+            events_table(data["events"])
 
     async def on_range(hours: int) -> None:
         state["hours"] = hours

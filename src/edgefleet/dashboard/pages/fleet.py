@@ -16,6 +16,10 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.services import queries
 
 REFRESH_S = 5.0
+COMMISSIONING_FLAG = {
+    "blind": ("visibility_off", "BLIND: cannot see its trained faults", "text-red-700"),
+    "noisy_baseline": ("graphic_eq", "NOISY BASELINE: faults may hide", "text-amber-700"),
+}
 MODE_LABEL = {"commissioning": "commissioning", "running": "running", "degraded": "degraded (no model)"}
 
 
@@ -44,12 +48,27 @@ def _card(card: DeviceCard) -> None:
         ui.label(f"{card.kind} · {MODE_LABEL.get(card.mode or '', card.mode or 'not reported')}").classes(
             "text-xs"
         )
+        _commissioning_flag(card.commissioning)
         ui.label(f"fw {card.firmware_version or '-'} · model {card.model_version or '-'}").classes(
             "text-xs ef-muted"
         )
         what = "detections per hour" if card.kind == "camera" else "anomaly score p95"
         ui.html(sparkline_svg(card.spark, label=f"{what}, last {len(card.spark)} reports"), sanitize=False)
         ui.label(what).classes("text-[10px] ef-muted")
+
+
+def _commissioning_flag(status: str | None) -> None:
+    """A blind or noisy device says so in words (and an icon), not only in colour."""
+    if status not in COMMISSIONING_FLAG:
+        return
+    icon, text, color = COMMISSIONING_FLAG[status]
+    with (
+        ui.row()
+        .classes(f"items-center gap-1 no-wrap text-xs font-semibold {color}")
+        .props(f'data-testid="commissioning-flag" data-status="{status}"')
+    ):
+        ui.icon(icon, size="xs")
+        ui.label(text)
 
 
 def _overview_tiles(data: dict[str, Any]) -> None:

@@ -1,5 +1,7 @@
-"""Live event log: new events pushed from the server's real-time hub over the page's WebSocket.
+"""Live event log: the latest events from the database, then new ones pushed from the server's
+real-time hub over the page's WebSocket (an event is shown once, whichever way it came).
 
+An anomaly shows why (fault hint, largest deviations, ISO zone), a commissioning event its report.
 Newest first, filter by kind and device, pause/resume, and a bounded buffer: at most BUFFER events
 are kept (and shown), so a busy fleet cannot grow the page without limit.
 """
@@ -8,12 +10,13 @@ import asyncio
 import logging
 from collections import deque
 from datetime import datetime
-from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import background_tasks, ui
 
 from edgefleet.contracts import EVENT_KINDS
+from edgefleet.dashboard.explain import event_why, number
 from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import frame
 from edgefleet.dashboard.session import Viewer, in_db
@@ -30,8 +33,15 @@ BATCH_S = 0.1
 
 
 def _as_row(event: dict[str, Any]) -> dict[str, Any]:
-    ts = event["ts"]
-    return {**event, "ts": ts if isinstance(ts, str) else ts.isoformat()}
+    """A stored event in the shape the hub streams: small (no window, features or thumbnail), with its
+    explanation or commissioning report at the top level."""
+    row = {k: v for k, v in event.items() if k != "data"}
+    data = event.get("data")
+    if isinstance(data, dict):
+        row.update({k: data[k] for k in ("explanation", "commissioning") if k in data})
+    ts = row["ts"]
+    row["ts"] = ts if isinstance(ts, str) else ts.isoformat()
+    return row
 
 
 def _time_of(iso: str) -> str:
@@ -41,30 +51,29 @@ def _time_of(iso: str) -> str:
         return iso
 
 
-_BADGE = {"critical": "#dc2626", "warning": "#d97706", "info": "#0284c7"}
+_SEVERITY_COLOR = {"critical": "#dc2626", "warning": "#d97706", "info": "#0284c7"}
+_INDENT = " " * 10
+_ROW_CLASSES = "w-full ef-mono text-xs px-2 py-1 border-b border-slate-100 no-underline text-slate-800"
 
 
-def _row_html(event: dict[str, Any]) -> str:
-    device = escape(str(event["device_id"]))
-    color = _BADGE.get(str(event["severity"]), "#64748b")
-    return (
-        '<div class="flex items-center gap-3 px-2 py-1 border-b border-slate-100 no-wrap">'
-        f'<span class="ef-mono text-xs ef-muted w-16">{escape(_time_of(event["ts"]))}</span>'
-        f'<a class="ef-mono text-sm w-40 text-blue-800" href="/devices/{device}">{device}</a>'
-        f'<span class="text-xs text-white rounded px-1" style="background:{color}">'
-        f"{escape(str(event['kind']))}</span>"
-        f'<span class="text-xs w-14">{"raised" if event["active"] else "cleared"}</span>'
-        f'<span class="text-sm truncate">{escape(_describe(event))}</span></div>'
+def row_text(event: dict[str, Any]) -> str:
+    """The row as plain text: a head line, then the fault hint, largest deviations and ISO zone of an
+    anomaly (or a commissioning report), indented. Rendered as text, never as HTML."""
+    head = (
+        f"{_time_of(event['ts']):<8}  {event['device_id']:<20}  {event['kind']:<13}  "
+        f"{event['severity']:<8}  {'raised' if event['active'] else 'cleared':<7}  {_describe(event)}"
     )
+    return "\n".join([head.rstrip(), *(_INDENT + line for line in event_why(event))])
 
 
 def _describe(event: dict[str, Any]) -> str:
-    if event.get("message"):
+    explained = event.get("explanation") is not None  # its lines follow: the score says more than a summary
+    if event.get("message") and not (explained and event.get("score") is not None):
         return str(event["message"])
     if event["kind"] == "person":
         return f"{event.get('person_count') or 1} person(s)"
     if event.get("score") is not None:
-        return f"score {event['score']:.3g} (threshold {event.get('threshold') or 0:.3g})"
+        return f"score {number(event['score'])} (threshold {number(event.get('threshold') or 0)})"
     return str(event.get("reason") or "")
 
 
@@ -100,12 +109,15 @@ class LiveLog:
 
     def _show(self, event: dict[str, Any]) -> None:
         # One element per row (not six): the browser redraws the log on every update it receives.
+        # A link whose text is the whole row: device strings stay text, never HTML.
+        device_id = str(event["device_id"])
+        color = _SEVERITY_COLOR.get(str(event["severity"]), "#64748b")
         with self.container:
-            row = ui.html(_row_html(event), sanitize=False).classes("w-full")  # built from escaped values
-            row.props(
-                f'data-event-id="{event["id"]}" data-device="{escape(event["device_id"])}" '
-                f'data-seq="{event["seq"]}"'
-            )
+            row = ui.link(row_text(event), f"/devices/{quote(device_id, safe='')}").classes(_ROW_CLASSES)
+            row.style(f"white-space: pre-wrap; border-left: 4px solid {color}")
+        row.props.update(
+            {"data-event-id": str(event["id"]), "data-device": device_id, "data-seq": str(event["seq"])}
+        )
         row.move(target_index=0)
         self.shown.append(row)
         while len(self.shown) > BUFFER:

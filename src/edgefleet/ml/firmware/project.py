@@ -9,7 +9,7 @@ import jinja2
 from pydantic import ValidationError
 
 from edgefleet.contracts import SCHEMA_VERSION, ContractError, ModelCard, load_model_card
-from edgefleet.dsp import FeatureConfig, FeatureError, codegen, feature_names
+from edgefleet.dsp import FeatureConfig, FeatureError, codegen, debounce_in_hops, feature_names
 from edgefleet.ml.firmware.errors import FirmwareError
 from edgefleet.ml.firmware.ops import resolver_methods
 from edgefleet.ml.firmware.options import ESP_IDF_TARGETS, EspTarget, FirmwareOptions
@@ -38,6 +38,7 @@ PROJECT_FILES: Final[dict[str, str | None]] = {
     "main/app_main.cc": "main/app_main.cc.j2",
 }
 MPU6050_AXES: Final = ("ax", "ay", "az", "gx", "gy", "gz")
+DEBOUNCE_MAX_N: Final = 64  # EF_DEBOUNCE_MAX_N in ef_core.h
 ACCEL_RANGES_G: Final = (2, 4, 8, 16)
 GYRO_RANGES_DPS: Final = (250, 500, 1000, 2000)
 
@@ -159,6 +160,17 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _decision_hops(options: FirmwareOptions, window: int, hop: int) -> tuple[int, int, int]:
+    d = options.decision
+    k, n, m = debounce_in_hops(d.k, d.n, d.m, window, hop)
+    if n > DEBOUNCE_MAX_N:
+        raise FirmwareError(
+            f"the decision debounce ({d.k} of {d.n} windows) spans {n} hops with window {window} and "
+            f"hop {hop}; the firmware keeps at most {DEBOUNCE_MAX_N}: lower n or raise the hop"
+        )
+    return k, n, m
+
+
 def render_project(
     card: ModelCard,
     model: bytes,
@@ -198,6 +210,7 @@ def render_project(
         "in_q": card.input.quantization,
         "out_q": card.output.quantization,
         "options": options,
+        "decision_hops": _decision_hops(options, fs.window, fs.hop),
         "esp": esp,
         "budget": TARGETS[esp.budget_target],
         "i2c_sda": esp.default_sda if options.i2c_sda is None else options.i2c_sda,

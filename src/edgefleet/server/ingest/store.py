@@ -372,6 +372,10 @@ def _event_row(org_id: int, event: Event, received_at: datetime) -> dict[str, An
         data["features"] = dict(event.features)
     if event.thumbnail_jpeg:
         data["thumbnail_jpeg"] = event.thumbnail_jpeg
+    if event.explanation is not None:
+        data["explanation"] = event.explanation.model_dump(mode="json", exclude_none=True)
+    if event.commissioning is not None:
+        data["commissioning"] = event.commissioning.model_dump(mode="json", exclude_none=True)
     return {
         "org_id": org_id,
         "device_id": event.device_id,
@@ -404,6 +408,8 @@ def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> di
             "firmware_version",
             "model_id",
             "model_version",
+            "commissioning",
+            "fault_visibility",
         },
         exclude_none=True,
     )
@@ -439,6 +445,9 @@ def _event_json(event_id: int, row: dict[str, Any]) -> dict[str, Any]:
         person_count=row["person_count"],
         alarm_id=row["alarm_id"],
     )
+    for key in ("explanation", "commissioning"):  # small, and what a live log shows beside the score
+        if key in row["data"]:
+            out[key] = row["data"][key]
     return out
 
 

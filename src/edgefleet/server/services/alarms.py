@@ -14,7 +14,8 @@ from edgefleet.server.errors import ConflictError, NotFoundError
 from edgefleet.server.services import audit
 from edgefleet.server.services.principal import Principal
 
-ALARM_KINDS = frozenset({"anomaly", "rule", "sensor_fault"})
+# commissioning: a device whose new baseline hides its trained faults (`blind`) until it re-commissions
+ALARM_KINDS = frozenset({"anomaly", "rule", "sensor_fault", "commissioning"})
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 AlarmState = Literal["open", "acknowledged", "cleared"]
 
