@@ -14,11 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-MOSQUITTO_SETTINGS = (
-    "max_inflight_messages 1000",  # the ingest acknowledges after its commit: room for whole batches
-    "max_queued_messages 0",  # Mosquitto's default (1000) drops messages for a subscriber behind
-    "persistence true",
-)
+from edgefleet.server.mosquitto import BROKER_SETTINGS
+
+# the documented settings (docs/server.md), from the one place the server keeps them
+MOSQUITTO_SETTINGS = tuple(line for line in BROKER_SETTINGS.splitlines() if line and not line.startswith("#"))
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ def test_contracts_schema_prints_the_whole_contract() -> None:
         "sample",
         "cmd",
         "ota/cmd",
+        "ack",
     }
     assert "model_card" in document
 

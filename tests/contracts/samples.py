@@ -4,6 +4,7 @@ import base64
 from datetime import UTC, datetime
 
 from edgefleet.contracts import (
+    Ack,
     Command,
     Event,
     ModelManifest,
@@ -96,6 +97,7 @@ def sample_messages() -> list[VersionedMessage]:
             score=0.12,
             threshold=0.4,
         ),
+        Ack(device_id=DEVICE, ts=TS, ranges=[(2, 9), (12, 12)]),
         Command(device_id=DEVICE, ts=TS, command_id="c-1", command="recommission", args={"windows": 200}),
         OtaCommand(
             device_id=DEVICE,

@@ -28,8 +28,10 @@ def test_contract_document_covers_every_channel_and_the_model_card() -> None:
         "sample",
         "cmd",
         "ota/cmd",
+        "ack",
     }
     assert document["channels"]["cmd"]["direction"] == "server->device"
+    assert document["channels"]["ack"] == {"direction": "server->device", "message": "Ack"}
     assert document["max_payload_bytes"] == 65536
     json.dumps(document)  # serializable as is
 

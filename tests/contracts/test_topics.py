@@ -21,7 +21,7 @@ def test_topic_round_trip(channel: Channel) -> None:
 
 
 def test_direction_of_channels() -> None:
-    assert {c for c in Channel if not c.from_device} == {Channel.CMD, Channel.OTA_CMD}
+    assert {c for c in Channel if not c.from_device} == {Channel.CMD, Channel.OTA_CMD, Channel.ACK}
 
 
 @pytest.mark.parametrize("device_id", ["", "a/b", "a+b", "a#", "-lead", "x" * 65, "sp ace", "ümlaut"])

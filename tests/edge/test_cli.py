@@ -138,7 +138,7 @@ def test_replay_on_cwru(shared: Path, cwru_model: Path, tmp_path: Path, key: str
 
 @pytest.mark.needs("mosquitto")
 def test_sim_runs_a_100_device_fleet(mosquitto: MosquittoBroker, model_dir: Path, tmp_path: Path) -> None:
-    collector = Collector(mosquitto.url, client_id="fleet-collector")
+    collector = Collector(mosquitto.url, client_id="fleet-collector", ack=True)  # a fake ingest
     try:
         assert collector.wait_for(collector.client.is_connected, 5)
         result = runner.invoke(
@@ -240,7 +240,7 @@ def test_device_run_over_a_recording_delivers_everything_before_exit(
     synth.schedule_fault(20.0, "imbalance", 2.0)
     chunk = synth.read(200 * 40)
     dsp.write_table_csv(tmp_path / "rec.csv", chunk.samples, chunk.labels, dsp.AXES)
-    collector = Collector(mosquitto.url, client_id="run-collector")
+    collector = Collector(mosquitto.url, client_id="run-collector", ack=True)  # a fake ingest
     try:
         assert collector.wait_for(collector.client.is_connected, 5)
         result = runner.invoke(

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +17,10 @@ from edgefleet.edge.device import Device
 from edgefleet.edge.model import load_model_dir
 from edgefleet.edge.outbox import Outbox
 from edgefleet.edge.sources.synthetic import SyntheticSource
-from tests.edge.mqtt_helpers import Collector
+from tests.edge.mqtt_helpers import Collector, Running, toggling_faults
 from tests.support.services import MosquittoBroker
 
 pytestmark = pytest.mark.needs("mosquitto")
-
-
-def toggling_faults(period_s: float = 4.0, until_s: float = 4000.0) -> str:
-    """Imbalance on and off every `period_s` seconds of sensor time: a steady stream of events."""
-    items: list[str] = []
-    t = period_s
-    while t < until_s:
-        items.append(f"imbalance@{t:g}x2" if len(items) % 2 == 0 else f"normal@{t:g}")
-        t += period_s
-    return ",".join(items)
 
 
 def device_config(broker: MosquittoBroker, tmp_path: Path, device_id: str = "dev-1") -> DeviceConfig:
@@ -46,27 +35,12 @@ def device_config(broker: MosquittoBroker, tmp_path: Path, device_id: str = "dev
 
 @pytest.fixture
 def collector(mosquitto: MosquittoBroker) -> Iterator[Collector]:
-    """The test's stand-in for the server: a persistent QoS 1 session that survives broker restarts."""
-    c = Collector(mosquitto.url)
+    """The test's stand-in for the server: a persistent QoS 1 session that survives broker restarts,
+    acknowledging what it receives as the server's ingest does."""
+    c = Collector(mosquitto.url, ack=True)
     assert c.wait_for(c.client.is_connected, 5)
     yield c
     c.close()
-
-
-class Running:
-    """A device running in a thread at `speed` x real time."""
-
-    def __init__(self, device: Device, speed: float) -> None:
-        self.device = device
-        self.stop = threading.Event()
-        device.start(sync_clock=False)
-        self.thread = threading.Thread(target=device.run, args=(self.stop,), kwargs={"speed": speed})
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.device.close()
 
 
 def assert_exactly_once_in_order(collector: Collector, device_id: str, created: list[int]) -> None:

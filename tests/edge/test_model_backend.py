@@ -66,6 +66,16 @@ def test_unknown_backend(model_dir: Path) -> None:
         create_backend("cuda", load_model_dir(model_dir))
 
 
+def _truncate(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def _edit_card(directory: Path, **changes: object) -> None:
+    card = json.loads((directory / "model_card.json").read_text())
+    card.update(changes)
+    (directory / "model_card.json").write_text(json.dumps(card))
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
@@ -73,6 +83,14 @@ def test_unknown_backend(model_dir: Path) -> None:
         (lambda d: (d / "model.tflite").unlink(), "cannot read"),
         (lambda d: (d / "model.tflite").write_bytes(b"not a model at all"), "not a TFLite flatbuffer"),
         (lambda d: (d / "model_card.json").write_text("{", encoding="utf-8"), "invalid model card"),
+        (lambda d: _truncate(d / "model.tflite", 900), "truncated or corrupt"),
+        (lambda d: _edit_card(d, flash_bytes=1), "flash_bytes is 1; the model file has"),
+        (
+            lambda d: _edit_card(
+                d, input={"shape": [1, 3], "dtype": "int8", "quantization": {"scale": 1.0, "zero_point": 0}}
+            ),
+            "input shape",
+        ),
     ],
 )
 def test_broken_model_directories_name_the_file(

@@ -1,7 +1,8 @@
-"""Model directories' files for registry tests, without training: a card and TFLite-shaped bytes.
+"""Model directories' files for registry tests, without training: a card and a tiny real model.
 
-The server checks the card against the schema and the TFLite identifier; it does not run models,
-so a flatbuffer-shaped blob is enough here (tests/ml and tests/cli use real models)."""
+The server walks, checks and loads every model before it signs it (services/model_check.py), so the
+model here is real: one int8 FULLY_CONNECTED layer built without TensorFlow (tests/support/tiny_tflite.py);
+tests/ml and tests/cli use trained models."""
 
 import json
 from typing import Any
@@ -10,8 +11,9 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import Account
+from tests.support.tiny_tflite import run, tiny_fc_model
 
-FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 16
+FAKE_TFLITE = tiny_fc_model()  # the name stays: "not a trained model"
 N_FEATURES = 4
 
 
@@ -69,10 +71,8 @@ def card(
 
 
 def self_test(n_cases: int = 2) -> list[dict[str, Any]]:
-    return [
-        {"input_int8": [i, -i, 3, 127], "expected_int8": [i, -i, 2, 100], "tolerance": 1}
-        for i in range(n_cases)
-    ]
+    inputs = [[i, -i, 3, 127] for i in range(n_cases)]
+    return [{"input_int8": x, "expected_int8": run(FAKE_TFLITE, x), "tolerance": 1} for x in inputs]
 
 
 def files(

@@ -71,7 +71,7 @@ def test_normal_telemetry_stays_quiet(world: tuple[sessionmaker[Session], int, i
     sessions, org_a, _ = world
     store = _store(sessions)
     for seq in range(1, 11):  # drift up to the limit (not above), p95 up to 3x the card's
-        seed.ingest(store, report("m1", seq, drift=1.5 if seq % 2 else 0.4, p95=0.6))
+        seed.ingest_on_time(store, report("m1", seq, drift=1.5 if seq % 2 else 0.4, p95=0.6))
     assert _alarms(sessions) == []
     state = _state(sessions)
     assert (state.consecutive, state.out_of_limit, state.seq) == (0, False, 10)
@@ -87,9 +87,9 @@ def test_drift_past_the_limit_for_n_intervals_opens_exactly_one_alarm(
     sessions, org_a, _ = world
     store = _store(sessions)
     for seq in (1, 2):
-        assert _opened(seed.ingest(store, report("m1", seq, drift=2.4))) == []
+        assert _opened(seed.ingest_on_time(store, report("m1", seq, drift=2.4))) == []
     assert _alarms(sessions) == [] and _state(sessions).consecutive == 2
-    third = seed.ingest(store, report("m1", 3, drift=2.4))
+    third = seed.ingest_on_time(store, report("m1", 3, drift=2.4))
     [note] = _opened(third)
     assert (note["kind"], note["severity"], note["reason"], note["notify"]) == (
         "drift",
@@ -98,7 +98,7 @@ def test_drift_past_the_limit_for_n_intervals_opens_exactly_one_alarm(
         True,
     )
     for seq in range(4, 8):
-        assert _opened(seed.ingest(store, report("m1", seq, drift=2.6))) == []
+        assert _opened(seed.ingest_on_time(store, report("m1", seq, drift=2.6))) == []
     [alarm] = _alarms(sessions)
     assert (alarm.kind, alarm.severity, alarm.cleared_at, alarm.normal_since) == (
         "drift",
@@ -124,11 +124,13 @@ def test_score_p95_against_the_card_opens_an_alarm_and_says_so(
 ) -> None:
     sessions, _, _ = world
     store = _store(sessions)
-    results = [seed.ingest(store, report("m1", seq, drift=0.2, p95=0.7)) for seq in (1, 2, 3)]  # 3.5x card
+    results = [
+        seed.ingest_on_time(store, report("m1", seq, drift=0.2, p95=0.7)) for seq in (1, 2, 3)
+    ]  # 3.5x card
     [note] = _opened(results[-1])
     assert note["reason"] == "score_p95"
     assert _state(sessions).p95_ratio == pytest.approx(0.7 / CARD_STATS["p95"])
-    seed.ingest(store, report("m1", 4, drift=2.0, p95=0.7))
+    seed.ingest_on_time(store, report("m1", 4, drift=2.0, p95=0.7))
     assert _state(sessions).reason == "drift+score_p95" and len(_alarms(sessions)) == 1
 
 
@@ -138,26 +140,26 @@ def test_recovery_marks_normal_and_auto_clear_clears_after_the_clear_time(
     sessions, _, _ = world
     store = _store(sessions)
     for seq in (1, 2, 3):
-        seed.ingest(store, report("m1", seq, drift=3.0))
-    seed.ingest(store, report("m1", 4, drift=0.5), report("m1", 5, drift=0.4))
+        seed.ingest_on_time(store, report("m1", seq, drift=3.0))
+    seed.ingest_on_time(store, report("m1", 4, drift=0.5), report("m1", 5, drift=0.4))
     [alarm] = _alarms(sessions)
     assert alarm.normal_since == T0 + 4 * INTERVAL and _state(sessions).consecutive == 0
     with transaction(sessions) as session:  # not yet: normal for less than the clear time
         assert (
             alarms.auto_clear(session, CLEAR_S, now=T0 + 4 * INTERVAL + timedelta(seconds=CLEAR_S - 1)) == []
         )
-    seed.ingest(store, report("m1", 6, drift=2.0))  # one relapse keeps it open and restarts "normal"
+    seed.ingest_on_time(store, report("m1", 6, drift=2.0))  # one relapse keeps it open and restarts "normal"
     assert _alarms(sessions)[0].normal_since is None
-    seed.ingest(store, report("m1", 7, drift=0.5))
+    seed.ingest_on_time(store, report("m1", 7, drift=0.5))
     with transaction(sessions) as session:
         cleared = alarms.auto_clear(session, CLEAR_S, now=T0 + 7 * INTERVAL + timedelta(seconds=CLEAR_S))
         assert [a.id for a in cleared] == [alarm.id]
     assert _alarms(sessions)[0].clear_reason == "auto"
     # a new run has to reach the count again before a second alarm opens
     for seq in (8, 9):
-        seed.ingest(store, report("m1", seq, drift=2.5))
+        seed.ingest_on_time(store, report("m1", seq, drift=2.5))
     assert len(_alarms(sessions)) == 1
-    assert _opened(seed.ingest(store, report("m1", 10, drift=2.5)))
+    assert _opened(seed.ingest_on_time(store, report("m1", 10, drift=2.5)))
     assert [a.cleared_at is None for a in _alarms(sessions)] == [False, True]
 
 
@@ -167,13 +169,13 @@ def test_a_model_version_change_resets_the_count_and_series_are_per_version(
     sessions, org_a, _ = world
     add_model(sessions, org_a, "1.1.0", card={"score_stats": {**CARD_STATS, "p50": 0.3, "p95": 0.5}})
     store = _store(sessions)
-    seed.ingest(store, report("m1", 1, drift=2.0), report("m1", 2, drift=2.0))
+    seed.ingest_on_time(store, report("m1", 1, drift=2.0), report("m1", 2, drift=2.0))
     seed.ingest(
         store, report("m1", 3, drift=2.0, version="1.1.0"), report("m1", 4, drift=2.0, version="1.1.0")
     )
     assert _alarms(sessions) == []
     assert (_state(sessions).model_version, _state(sessions).consecutive) == ("1.1.0", 2)
-    assert _opened(seed.ingest(store, report("m1", 5, drift=2.0, version="1.1.0")))
+    assert _opened(seed.ingest_on_time(store, report("m1", 5, drift=2.0, version="1.1.0")))
     with sessions() as session:
         series = drift_queries.device_series(session, org_a, "m1", T0, T0 + timedelta(hours=1), limits=LIMITS)
     assert [(s.model_version, len(s.points)) for s in series] == [("1.0.0", 2), ("1.1.0", 3)]
@@ -216,12 +218,12 @@ def test_a_missing_or_malformed_card_is_tolerated(world: tuple[sessionmaker[Sess
     store = _store(sessions)
     # unknown version 2.0.0 and malformed 0.9.0: p95 is not judged (no reference), drift still is
     for seq in (1, 2, 3):
-        seed.ingest(store, report("m1", seq, drift=0.2, p95=5.0, version="2.0.0"))
-        seed.ingest(store, report("m2", seq, drift=0.2, p95=5.0, version="0.9.0"))
+        seed.ingest_on_time(store, report("m1", seq, drift=0.2, p95=5.0, version="2.0.0"))
+        seed.ingest_on_time(store, report("m2", seq, drift=0.2, p95=5.0, version="0.9.0"))
     assert _alarms(sessions) == [] and _alarms(sessions, "m2") == []
     assert _state(sessions).p95_ratio is None
     for seq in (4, 5, 6):
-        seed.ingest(store, report("m1", seq, drift=1.9, p95=None, version="2.0.0"))
+        seed.ingest_on_time(store, report("m1", seq, drift=1.9, p95=None, version="2.0.0"))
     assert [a.kind for a in _alarms(sessions)] == ["drift"]
     assert card_reference(None) is None and card_reference({"score_stats": CARD_STATS}) is not None
 
@@ -231,14 +233,16 @@ def test_device_drift_events_do_not_open_a_second_alarm(
 ) -> None:
     sessions, _, _ = world
     store = _store(sessions)
-    seed.ingest(store, drift_event("m1", 100))  # the device's own drift event: stored, no alarm
+    seed.ingest_on_time(store, drift_event("m1", 100))  # the device's own drift event: stored, no alarm
     assert _alarms(sessions) == []
     for seq in (1, 2):
-        seed.ingest(store, report("m1", seq, drift=2.0))
+        seed.ingest_on_time(store, report("m1", seq, drift=2.0))
     # the event and the third out-of-limit interval in one batch
-    result = seed.ingest(store, drift_event("m1", 101), report("m1", 3, drift=2.0), drift_event("m1", 102))
+    result = seed.ingest_on_time(
+        store, drift_event("m1", 101), report("m1", 3, drift=2.0), drift_event("m1", 102)
+    )
     assert result.stored == {"event": 2, "telemetry": 1}
-    seed.ingest(store, report("m1", 4, drift=2.0), drift_event("m1", 103, active=False))
+    seed.ingest_on_time(store, report("m1", 4, drift=2.0), drift_event("m1", 103, active=False))
     assert [a.kind for a in _alarms(sessions)] == ["drift"]
 
 
@@ -248,15 +252,17 @@ def test_resends_late_intervals_restarts_and_unversioned_telemetry(
     sessions, _, _ = world
     store = _store(sessions)
     out = report("m1", 5, drift=2.0)
-    result = seed.ingest(store, out, out)
-    seed.ingest(store, out)  # a resend after a reconnect is stored once and counted once
+    result = seed.ingest_on_time(store, out, out)
+    seed.ingest_on_time(store, out)  # a resend after a reconnect is stored once and counted once
     assert result.duplicates == 1 and _state(sessions).consecutive == 1
-    seed.ingest(store, report("m1", 3, drift=2.0))  # older than the latest judged: not part of the run
+    seed.ingest_on_time(
+        store, report("m1", 3, drift=2.0)
+    )  # older than the latest judged: not part of the run
     assert (_state(sessions).consecutive, _state(sessions).seq) == (1, 5)
     restarted = _store(sessions)  # a new ingest process continues the count from the database
     seed.ingest(restarted, report("m1", 6, drift=2.0))
     assert _opened(seed.ingest(restarted, report("m1", 7, drift=2.0)))
-    seed.ingest(store, seed.telemetry("m2", 1))  # no model version: not judged, no state
+    seed.ingest_on_time(store, seed.telemetry("m2", 1))  # no model version: not judged, no state
     with sessions() as session:
         assert session.get(DriftState, "m2") is None
 
@@ -270,8 +276,8 @@ def test_drift_api_summary_and_series_are_org_isolated(client: TestClient) -> No
     seed.add_device(sessions, owner.org_id, "d-2")
     add_model(sessions, owner.org_id)
     store = IngestStore(sessions)  # the default limits, as in the app's settings
-    seed.ingest(store, *(report("d-1", seq, drift=2.2) for seq in range(1, 5)))
-    seed.ingest(store, *(report("d-2", seq, drift=0.2) for seq in range(1, 3)))
+    seed.ingest_on_time(store, *(report("d-1", seq, drift=2.2) for seq in range(1, 5)))
+    seed.ingest_on_time(store, *(report("d-2", seq, drift=0.2) for seq in range(1, 3)))
 
     response = client.get("/api/v1/drift", headers=owner.headers)
     assert response.status_code == 200, response.text
@@ -311,7 +317,7 @@ def test_drift_api_summary_and_series_are_org_isolated(client: TestClient) -> No
 def test_long_ranges_are_averaged_into_max_points(world: tuple[sessionmaker[Session], int, int]) -> None:
     sessions, org_a, _ = world
     store = _store(sessions)
-    seed.ingest(store, *(report("m1", seq, drift=0.1 * (seq % 2)) for seq in range(120)))
+    seed.ingest_on_time(store, *(report("m1", seq, drift=0.1 * (seq % 2)) for seq in range(120)))
     with sessions() as session:
         [series] = drift_queries.device_series(
             session, org_a, "m1", T0, T0 + timedelta(hours=2), limits=LIMITS, max_points=60

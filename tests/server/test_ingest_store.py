@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgefleet.contracts import Channel, encode, topic_for
+from edgefleet.contracts import Channel, Event, Telemetry, encode, topic_for
 from edgefleet.server.db import transaction
 from edgefleet.server.db.models import Alarm, Device, EventRow, Organization, TelemetryHourly
 from edgefleet.server.ingest import IngestStore, Received
@@ -141,9 +142,10 @@ def test_alarm_clears_after_normal_for_long_enough_and_cooldown_mutes(
     t0 = datetime.now(UTC) - timedelta(minutes=10)
     seed.ingest(store, seed.anomaly("m1", ts=t0))
     seed.ingest(store, seed.anomaly("m1", active=False, ts=t0 + timedelta(minutes=1)))
+    later = datetime.now(UTC) + timedelta(seconds=61)  # normal since receipt, by the server's clock
     with transaction(sessions) as session:
-        assert alarms.auto_clear(session, clear_after_s=3600) == []  # not normal long enough
-        cleared = alarms.auto_clear(session, clear_after_s=60)
+        assert alarms.auto_clear(session, clear_after_s=3600, now=later) == []  # not normal long enough
+        cleared = alarms.auto_clear(session, clear_after_s=60, now=later)
         assert [a.clear_reason for a in cleared] == ["auto"]
     again = seed.ingest(store, seed.anomaly("m1"))  # flapping: a new alarm, but no new notification
     notes = [n[2] for n in again.notifications if n[1] == "alarm"]
@@ -199,16 +201,18 @@ def test_last_seen_is_written_at_most_once_a_second_per_device(sessions: session
 
 
 def test_retention_deletes_old_raw_rows_but_keeps_rollups(sessions: sessionmaker[Session]) -> None:
+    """Old by the server's receive time (device times agree here; see test_device_time.py)."""
     store = IngestStore(sessions)
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=40), now - timedelta(days=1)
-    seed.ingest(
-        store,
+    messages: list[Event | Telemetry] = [
         seed.anomaly("m1", ts=old),
         seed.anomaly("m1", ts=recent),
         seed.telemetry("m1", 1, ts=old),
         seed.telemetry("m1", 2, ts=recent),
-    )
+    ]
+    for message in messages:
+        store.write([replace(seed.received(message), received_at=message.ts)])
     with transaction(sessions) as session:
         purged = retention.purge_expired(session)  # defaults: events 365 days, telemetry 30 days
     assert (purged.events, purged.telemetry) == (0, 1)

@@ -122,6 +122,52 @@ def test_bad_uploads_are_422_with_a_reason_and_store_nothing(
     assert client.get("/api/v1/models", headers=owner.headers).json() == []
 
 
+def _corrupt(model: bytes) -> bytes:
+    """The first operator's tensor index pointed far outside the model (a damaged body)."""
+    data = bytearray(model)
+    at = bytes(data).find((0).to_bytes(4, "little") + (1).to_bytes(4, "little") + (2).to_bytes(4, "little"))
+    assert at > 0
+    data[at + 4 : at + 8] = (9999).to_bytes(4, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated-64", "truncated or corrupt"),
+        ("truncated-half", "truncated or corrupt"),
+        ("tensor-index-out-of-range", "names a tensor that does not exist"),
+        ("flash-bytes-1", "flash_bytes is 1; the model file has"),
+        ("input-shape", "input shape is [1, 6]; the model's is [1, 4]"),
+        # TFLM segfaults on a too-small arena: the probe's child process dies, the server does not
+        ("arena-too-small", "the model crashed TensorFlow Lite Micro while loading"),
+    ],
+)
+def test_the_registry_signs_only_models_that_are_what_their_card_says(
+    client: TestClient, owner: Account, case: str, message: str
+) -> None:
+    """Issue 18 finding 6: a 64-byte truncated or body-corrupted .tflite and a card claiming
+    flash_bytes: 1 were signed; now each is refused before signing, and nothing is stored."""
+    model = kit.FAKE_TFLITE
+    tflite, card = {
+        "truncated-64": (model[:64], kit.card(flash_bytes=64)),
+        "truncated-half": (model[: len(model) // 2], kit.card(flash_bytes=len(model) // 2)),
+        "tensor-index-out-of-range": (_corrupt(model), kit.card()),
+        "flash-bytes-1": (model, kit.card(flash_bytes=1)),
+        "input-shape": (
+            model,
+            kit.card(
+                input={"shape": [1, 6], "dtype": "int8", "quantization": {"scale": 0.05, "zero_point": -3}}
+            ),
+        ),
+        "arena-too-small": (model, kit.card(arena_bytes=64)),
+    }[case]
+    response = kit.upload(client, owner, tflite=tflite, card_data=card)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert client.get("/api/v1/models", headers=owner.headers).json() == []
+
+
 def test_an_upload_without_the_card_is_refused(client: TestClient, owner: Account) -> None:
     parts = kit.files()
     del parts["model_card"]

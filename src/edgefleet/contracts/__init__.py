@@ -40,8 +40,10 @@ from edgefleet.contracts.explanation import (
 )
 from edgefleet.contracts.messages import (
     EVENT_KINDS,
+    MAX_ACK_RANGES,
     MAX_WINDOW_SAMPLE_B64_CHARS,
     OTA_STATES,
+    Ack,
     Command,
     DeviceMessage,
     DeviceMode,
@@ -55,6 +57,7 @@ from edgefleet.contracts.messages import (
     Status,
     Telemetry,
     WindowSample,
+    ack_ranges,
 )
 from edgefleet.contracts.model_card import (
     FaultProbe,
@@ -101,6 +104,7 @@ __all__ = [
     "DEVICE_KINDS",
     "EVENT_KINDS",
     "FAULT_HINTS",
+    "MAX_ACK_RANGES",
     "MAX_PAYLOAD_BYTES",
     "MAX_THUMBNAIL_B64_CHARS",
     "MAX_WINDOW_SAMPLE_B64_CHARS",
@@ -109,6 +113,7 @@ __all__ = [
     "PACKAGE_MEDIA_TYPE",
     "SCHEMA_VERSION",
     "TOPIC_PREFIX",
+    "Ack",
     "Channel",
     "Command",
     "CommissioningReport",
@@ -151,6 +156,7 @@ __all__ = [
     "VersionedMessage",
     "WindowSample",
     "WireModel",
+    "ack_ranges",
     "build_package",
     "channel_of",
     "contract_document",

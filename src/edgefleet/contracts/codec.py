@@ -14,6 +14,7 @@ from edgefleet.contracts.errors import (
     SchemaVersionError,
 )
 from edgefleet.contracts.messages import (
+    Ack,
     Command,
     Event,
     OtaCommand,
@@ -25,7 +26,7 @@ from edgefleet.contracts.messages import (
 from edgefleet.contracts.model_card import ModelCard
 from edgefleet.contracts.topics import Channel, TopicAddress, parse_topic
 
-Message = Status | Event | Telemetry | OtaState | WindowSample | Command | OtaCommand
+Message = Status | Event | Telemetry | OtaState | WindowSample | Command | OtaCommand | Ack
 
 MESSAGE_TYPES: Final[dict[Channel, type[VersionedMessage]]] = {
     Channel.STATUS: Status,
@@ -35,6 +36,7 @@ MESSAGE_TYPES: Final[dict[Channel, type[VersionedMessage]]] = {
     Channel.SAMPLE: WindowSample,
     Channel.CMD: Command,
     Channel.OTA_CMD: OtaCommand,
+    Channel.ACK: Ack,
 }
 _MAX_REPORTED_ERRORS = 3
 M = TypeVar("M", bound=VersionedMessage)

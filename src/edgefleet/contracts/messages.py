@@ -1,6 +1,7 @@
 """Message schemas, one per channel (see DESIGN.md, "Wire contract")."""
 
 import base64
+from collections.abc import Iterable
 from typing import Annotated, Final, Literal, Self, get_args
 
 from pydantic import Field, StringConstraints, model_validator
@@ -116,6 +117,9 @@ class Telemetry(DeviceMessage):
     rejected: dict[Name, Count] = Field(default_factory=dict, max_length=16)
     outbox_depth: Count = 0
     outbox_dropped: Count = 0
+    outbox_errors: Count = Field(
+        default=0, description="outbox storage operations that failed (disk full, read-only, I/O error)"
+    )
     drift: float | None = None
     commissioning: CommissioningStatus | None = Field(
         default=None,
@@ -160,6 +164,41 @@ class Command(ServerMessage):
 
     command: CommandName
     args: dict[Name, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+
+
+MAX_ACK_RANGES: Final = 512
+
+
+class Ack(VersionedMessage):
+    """On `ack` (server -> device, QoS 1), after the database commit: these seqs of the device are
+    done with, stored now or before (a resend), or refused as bad data (resending cannot help).
+
+    The end-to-end acknowledgement: a device keeps a message in its outbox until a seq range here
+    covers it; the broker's PUBACK only frees its in-flight window. Inclusive ranges, ascending."""
+
+    device_id: DeviceId
+    ranges: list[tuple[Count, Count]] = Field(min_length=1, max_length=MAX_ACK_RANGES)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> Self:
+        if any(lo > hi for lo, hi in self.ranges):
+            raise ValueError("each ack range needs low <= high")
+        return self
+
+    def covers(self) -> list[int]:
+        """Every seq acknowledged (ranges are short: a batch's seqs of one device)."""
+        return [seq for lo, hi in self.ranges for seq in range(lo, hi + 1)]
+
+
+def ack_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges of `seqs`: {1, 2, 3, 7} -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
 
 
 class SelfTestCase(WireModel):

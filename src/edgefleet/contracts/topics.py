@@ -26,11 +26,12 @@ class Channel(StrEnum):
     SAMPLE = "sample"
     CMD = "cmd"
     OTA_CMD = "ota/cmd"
+    ACK = "ack"
 
     @property
     def from_device(self) -> bool:
-        """True for channels a device publishes, False for server -> device commands."""
-        return self not in (Channel.CMD, Channel.OTA_CMD)
+        """True for channels a device publishes, False for server -> device messages."""
+        return self not in (Channel.CMD, Channel.OTA_CMD, Channel.ACK)
 
 
 DEVICE_CHANNELS: tuple[Channel, ...] = tuple(c for c in Channel if c.from_device)

@@ -25,7 +25,27 @@ class MqttConfig(BaseModel):
     keepalive_s: int = Field(default=30, ge=5)
     backoff_min_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
-    max_inflight: int = Field(default=50, ge=1, le=1000)
+    max_inflight: int = Field(
+        default=50, ge=1, le=1000, description="messages published and not yet acknowledged by the broker"
+    )
+    delivery: Literal["end_to_end", "broker"] = Field(
+        default="end_to_end",
+        description="end_to_end: a message leaves the outbox when the server's `ack` covers it (the "
+        "broker's PUBACK only frees the in-flight window); broker: on PUBACK (loses what a broker "
+        "acknowledges but never delivers)",
+    )
+    ack_timeout_s: float = Field(
+        default=15.0, gt=0, description="re-publish what the server has not acknowledged after this long"
+    )
+    ack_timeout_max_s: float = Field(
+        default=120.0, gt=0, description="cap of the resend timeout, which doubles (jittered) per round"
+    )
+
+    @model_validator(mode="after")
+    def _timeouts_ordered(self) -> "MqttConfig":
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("ack_timeout_max_s must be >= ack_timeout_s")
+        return self
 
 
 class OutboxConfig(BaseModel):
@@ -68,6 +88,9 @@ class OtaConfig(BaseModel):
     pending_s: float | None = Field(default=None, gt=0, description="and, if set, this many seconds")
     max_pending_boots: int = Field(default=1, ge=0, description="restarts tolerated while pending")
     require_self_test: bool = Field(default=True, description="refuse manifests without self-test cases")
+    allow_downgrade: bool = Field(
+        default=False, description="accept a signed package older than the running version of that model"
+    )
     download_attempts: int = Field(default=8, ge=1, description="attempts without progress before FAILED")
     download_timeout_s: float = Field(default=30.0, gt=0)
     backoff_min_s: float = Field(default=0.5, gt=0)

@@ -231,6 +231,7 @@ class Device:
         rejected = core.rejects.take_interval()
         dropped = self.outbox.dropped()
         depth = self.outbox.depth()
+        errors = self.outbox.errors
         scorer = core.scorer
         report = core.baseline.report
 
@@ -255,6 +256,7 @@ class Device:
                     rejected=rejected,
                     outbox_depth=depth,
                     outbox_dropped=sum(dropped.values()),
+                    outbox_errors=errors,
                     drift=core.drift.value,
                     commissioning=report.status if report else None,
                     fault_visibility=report.fault_visibility if report else None,

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefleet.contracts import ContractError, ModelCard, load_model_card
+from edgefleet.contracts import ContractError, ModelCard, PackageError, load_model_card
+from edgefleet.contracts.model_file import card_mismatches, inspect_tflite
 from edgefleet.edge.errors import ModelLoadError
 
 MODEL_FILE = "model.tflite"
@@ -44,4 +45,10 @@ def load_model_dir(directory: Path) -> ModelBundle:
         )
     if card.input.quantization is None or card.output.quantization is None:
         raise ModelLoadError(f"{directory / CARD_FILE}: int8 input and output need `quantization`")
+    try:
+        problems = card_mismatches(card, inspect_tflite(data))
+    except PackageError as err:
+        raise ModelLoadError(f"{path}: {err}") from err
+    if problems:
+        raise ModelLoadError(f"{directory / CARD_FILE} does not describe {path}: {'; '.join(problems)}")
     return ModelBundle(directory, card, data)

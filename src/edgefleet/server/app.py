@@ -1,16 +1,24 @@
-"""The app factory: `create_app(settings)` builds a FastAPI app; its lifespan runs ingest and broker."""
+"""The app factory: `create_app(settings)` builds a FastAPI app; its lifespan runs ingest and broker.
+
+The server starts and serves its API and dashboard while the database or the broker is down: it says
+so on `/healthz` and `/readyz` (`health.py`), migrates and starts the ingest once the database
+answers, and the ingest connects once the broker does.
+"""
 
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.server.api.routes import (
     alarms,
@@ -30,7 +38,7 @@ from edgefleet.server.api.routes import (
 )
 from edgefleet.server.api.routes import metrics as metrics_route
 from edgefleet.server.context import ServerContext
-from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
+from edgefleet.server.db import faults, make_engine, make_sessionmaker, transaction, upgrade
 from edgefleet.server.errors import (
     AuthError,
     ConflictError,
@@ -39,6 +47,7 @@ from edgefleet.server.errors import (
     RateLimitedError,
     ServerError,
 )
+from edgefleet.server.health import Health
 from edgefleet.server.hub import Hub
 from edgefleet.server.metrics import Metrics
 from edgefleet.server.ratelimit import LoginRateLimiter
@@ -47,12 +56,17 @@ from edgefleet.server.services import retention
 from edgefleet.server.services.queries import BadQueryError
 from edgefleet.server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from edgefleet.server.runtime import MqttRuntime
+
 log = logging.getLogger(__name__)
 try:
     __version__ = version("edgefleet")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 API_PREFIX = "/api/v1"
+START_RETRY_MAX_S = 10.0
+"""Backoff cap of the start-up's attempts to reach the database (and to start the ingest)."""
 _STATUS = {
     NotFoundError: 404,
     ConflictError: 409,
@@ -99,8 +113,31 @@ async def _server_error(_request: Request, err: Exception) -> Response:
     return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
 
 
+def _database_errors() -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A request the database cannot serve now (down, read-only, not migrated yet) is a 503 to retry,
+    not a 500 with a traceback per request."""
+    errors = faults.ErrorLog(log, every_s=30.0)
+
+    async def handle(_request: Request, err: Exception) -> Response:
+        diagnosis = faults.diagnose(err)
+        if not diagnosis.retry:
+            errors(diagnosis.kind, "unhandled database error: %s", diagnosis.detail, level=logging.ERROR)
+            return JSONResponse({"detail": "internal server error"}, status_code=500)
+        errors(
+            diagnosis.kind, "the database cannot serve a request (%s: %s)", diagnosis.kind, diagnosis.detail
+        )
+        return JSONResponse(
+            {"detail": f"the database is unavailable ({diagnosis.kind}); try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    return handle
+
+
 def build_context(settings: ServerSettings) -> ServerContext:
     engine = make_engine(settings.db_url)
+    faults.watch(engine)  # replace connections to a read-only standby or a shut-down server
     return ServerContext(
         settings=settings,
         engine=engine,
@@ -115,10 +152,33 @@ def build_context(settings: ServerSettings) -> ServerContext:
     )
 
 
-async def _maintenance_loop(context: ServerContext) -> None:
-    """Auto-clear alarms every `alarm_check_interval_s`; purge expired rows every `retention_interval_s`."""
+def _backoff(attempt: int, cap: float = START_RETRY_MAX_S) -> float:
+    return float(min(cap, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
+
+
+async def _repeat(name: str, interval_s: float, health: Health, once: Callable[[], Any]) -> None:
+    """Run `once` on a worker thread every `interval_s` while the database is ready. A failure is one
+    compact log line per kind and minute (with the repeats counted), not a traceback per pass."""
+    errors = faults.ErrorLog(log, every_s=60.0)
+    while True:
+        await asyncio.sleep(interval_s)
+        if not health.schema_ready:
+            continue
+        try:
+            await asyncio.to_thread(once)
+        except Exception as err:
+            diagnosis = faults.diagnose(err)
+            if diagnosis.retry:
+                errors(diagnosis.kind, "%s failed: %s; retrying", name, diagnosis.detail)
+            else:  # a bug: its traceback, once a minute
+                errors(diagnosis.kind, "%s failed", name, level=logging.ERROR, exc_info=True)
+
+
+def _maintenance(context: ServerContext) -> Callable[[], None]:
+    """Auto-clear alarms (by the server's clock) every pass; purge expired rows (by the server's
+    receive time) every `retention_interval_s`."""
     settings = context.settings
-    last_purge = 0.0
+    last_purge = -float("inf")
 
     def clear_once() -> None:
         with transaction(context.sessions) as session:
@@ -132,39 +192,107 @@ async def _maintenance_loop(context: ServerContext) -> None:
         if purged.events or purged.telemetry:
             log.info("retention: deleted %d events and %d telemetry rows", purged.events, purged.telemetry)
 
+    def once() -> None:
+        nonlocal last_purge
+        clear_once()
+        if time.monotonic() - last_purge >= settings.retention_interval_s:
+            purge_once()
+            last_purge = time.monotonic()
+
+    return once
+
+
+async def _migrate(context: ServerContext, health: Health) -> bool:
+    """One attempt to reach and migrate the database. False when it cannot be reached now; raises
+    when waiting cannot help (a migration the data makes fail)."""
+    try:
+        await asyncio.to_thread(upgrade, context.engine)
+    except Exception as err:
+        diagnosis = faults.diagnose(err)
+        if not diagnosis.retry:
+            raise
+        health.database_error = f"{diagnosis.kind}: {diagnosis.detail}"
+        return False
+    health.schema_ready, health.database_error = True, None
+    return True
+
+
+async def _start_later(context: ServerContext, health: Health, runtime: "MqttRuntime") -> None:
+    """The database was not there at start: keep trying (backoff up to 10 s), then migrate and start
+    the ingest, which connects to its broker whenever that is there."""
+    from edgefleet.server.runtime import start_mqtt, stop_mqtt
+
+    started, attempt = time.monotonic(), 0
+    errors = faults.ErrorLog(log, every_s=60.0)
     while True:
-        await asyncio.sleep(settings.alarm_check_interval_s)
+        errors(
+            "database",
+            "the database is not reachable (%s); serving degraded, retrying",
+            health.database_error,
+        )
+        attempt += 1
+        await asyncio.sleep(_backoff(attempt))
         try:
-            await asyncio.to_thread(clear_once)
-            if time.monotonic() - last_purge >= settings.retention_interval_s:
-                last_purge = time.monotonic()
-                await asyncio.to_thread(purge_once)
-        except Exception:
-            log.exception("alarm auto-clear or retention purge failed")
+            if await _migrate(context, health):
+                break
+        except Exception as err:  # the schema cannot be migrated: an operator must look; stay degraded
+            health.database_error = f"migrating failed: {faults.diagnose(err).detail}"
+            errors("migration", "migrating the database failed", level=logging.ERROR, exc_info=True)
+    log.warning(
+        "the database is reachable and migrated after %.1f s; starting the ingest", time.monotonic() - started
+    )
+    attempt = 0
+    while True:
+        try:
+            await start_mqtt(context, runtime)
+            health.mqtt_error = None
+            return
+        except Exception as err:
+            await stop_mqtt(runtime)
+            attempt += 1
+            health.mqtt_error = str(err)
+            errors("mqtt", "starting the MQTT side failed (%s); retrying", err)
+            await asyncio.sleep(_backoff(attempt))
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from edgefleet.server.rollout_engine import engine_for, run_engine
-    from edgefleet.server.runtime import start_mqtt, stop_mqtt
+    from edgefleet.server.rollout_engine import engine_for
+    from edgefleet.server.runtime import MqttRuntime, start_mqtt, stop_mqtt
 
     context: ServerContext = app.state.edgefleet
-    context.settings.require_safe()
-    await asyncio.to_thread(upgrade, context.engine)
+    health: Health = app.state.health
+    settings = context.settings
+    settings.require_safe()
     context.hub.bind(asyncio.get_running_loop())
-    mqtt = await start_mqtt(context)
-    clearer = asyncio.create_task(_maintenance_loop(context))
-    rollouts_task = asyncio.create_task(
-        run_engine(engine_for(context, context.settings.public_url), context.settings.rollout_interval_s)
-    )
+    runtime = health.mqtt = MqttRuntime()
+    tasks: list[asyncio.Task[None]] = []
+    if await _migrate(context, health):
+        await start_mqtt(context, runtime)
+    else:
+        tasks.append(asyncio.create_task(_start_later(context, health, runtime)))
+    rollouts = engine_for(context, settings.public_url)
+    tasks += [
+        asyncio.create_task(
+            _repeat(
+                "alarm auto-clear or retention purge",
+                settings.alarm_check_interval_s,
+                health,
+                _maintenance(context),
+            )
+        ),
+        asyncio.create_task(
+            _repeat("rollout engine pass", settings.rollout_interval_s, health, rollouts.run_once)
+        ),
+    ]
     try:
         yield
     finally:
-        for task in (rollouts_task, clearer):
+        for task in reversed(tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await stop_mqtt(mqtt)
+        await stop_mqtt(runtime)
         context.hub.bind(None)
         context.engine.dispose()
 
@@ -179,13 +307,23 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=_lifespan,
         generate_unique_id_function=_operation_id,
     )
-    app.state.edgefleet = build_context(settings)
+    app.state.edgefleet = context = build_context(settings)
+    app.state.health = health = Health(context)
     app.add_exception_handler(ServerError, _server_error)
+    app.add_exception_handler(SQLAlchemyError, _database_errors())
     app.include_router(api_router())
     app.include_router(metrics_route.router)  # /metrics: scrape token or admin
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str]:
+        """Liveness: 200 while the process serves; `status` says `ok` or `degraded` (see /readyz)."""
+        return {"status": (await health.report())["status"]}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when the database and the ingest work, 503 (degraded) with the reason per
+        component otherwise."""
+        report = await health.report()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return app

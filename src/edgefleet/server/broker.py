@@ -10,6 +10,7 @@ survive a restart of the server process (use Mosquitto for that).
 """
 
 import asyncio
+import concurrent.futures
 import hmac
 import logging
 import secrets
@@ -228,6 +229,11 @@ class FleetBroker(Broker):  # type: ignore[misc]
         await super()._delete_session(client_id)
 
 
+def _log_failure(future: "concurrent.futures.Future[None]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("publishing from the server failed: %s", future.exception())
+
+
 class EmbeddedBroker:
     def __init__(self, authority: DeviceAuthority, host: str, port: int) -> None:
         self._key = secrets.token_hex(8)
@@ -278,6 +284,25 @@ class EmbeddedBroker:
             running = None
         if running is not loop:  # on the broker's own loop the broadcast is queued as soon as we yield
             future.result(timeout=10)
+
+    def publish_many(self, messages: list[tuple[str, bytes]], qos: int = QOS_1) -> None:
+        """Publish as the server, in order, without waiting for the broker's loop (the ingest's acks,
+        from its writer thread); callable from any thread."""
+        broker, loop = self._broker, self._loop
+        if broker is None or loop is None:
+            raise BrokerError("the embedded broker is not running")
+
+        async def broadcast() -> None:
+            for topic, payload in messages:
+                await broker.internal_message_broadcast(topic, payload, qos)
+
+        coroutine = broadcast()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError as err:  # the loop is closed: the server is stopping
+            coroutine.close()
+            raise BrokerError("the embedded broker is not running") from err
+        future.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
         if self._broker is not None:

@@ -29,6 +29,21 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.acks = Counter(
+            "edgefleet_ingest_acks_total",
+            "Ack messages published to devices on `ack` after their batch committed",
+            registry=self.registry,
+        )
+        self.acked = Counter(
+            "edgefleet_ingest_acked_total",
+            "Device messages acknowledged on `ack`: stored, duplicates, refused bad data (once per batch)",
+            registry=self.registry,
+        )
+        self.ack_failures = Counter(
+            "edgefleet_ingest_ack_failures_total",
+            "Ack messages that could not be handed to the broker (the devices resend)",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "edgefleet_ingest_queue_depth",
             "Messages received but not yet written",
@@ -43,6 +58,24 @@ class Metrics:
         self.batch_seconds = Histogram(
             "edgefleet_ingest_batch_seconds",
             "Time to write one batch",
+            registry=self.registry,
+        )
+        self.write_retries = Counter(
+            "edgefleet_ingest_write_retries_total",
+            "Batch writes retried because the database could not write (read-only, down, full, ...), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.write_failing = Gauge(
+            "edgefleet_ingest_write_failing",
+            "1 while the batch writer retries a batch the database cannot write now",
+            registry=self.registry,
+        )
+        self.device_time = Counter(
+            "edgefleet_ingest_device_time_total",
+            "Stored events and telemetry whose device time is flagged: unsynced (the device says so), "
+            "future (> 5 min ahead of receipt), past (> 1 day before receipt)",
+            ["flag"],
             registry=self.registry,
         )
         self.stream_clients = Gauge(

@@ -3,6 +3,8 @@
 The server writes both files (atomically) and sends SIGHUP to Mosquitto (pid from
 `mosquitto_pid_file`) so it re-reads them. Device password hashes are stored in Mosquitto's own
 `$7$` (PBKDF2-SHA512) form, so the server never needs the secrets themselves.
+
+`BROKER_SETTINGS` is the part of `mosquitto.conf` the ingest needs (docs/server.md).
 """
 
 import logging
@@ -10,6 +12,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,9 +24,30 @@ from edgefleet.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
+BROKER_SETTINGS: Final = """\
+# The ingest acknowledges (PUBACK) only after its database commit: room for whole batches in flight
+# (default 20, which holds PostgreSQL ingest to about 1,500 events/s).
+max_inflight_messages 1000
+# Default 1000: beyond that backlog Mosquitto silently DROPS messages for the ingest client.
+max_queued_messages 0
+# Sessions survive a restart: the ingest's and each device's subscriptions (`ack`, `cmd`) and the
+# QoS 1 messages queued for them.
+persistence true
+# Save them every 30 s, not only at a clean shutdown (default 1800 s): a crashed Mosquitto (kill -9,
+# power loss) otherwise comes back without the sessions and queued messages of the last half hour.
+# Nothing is lost either way (devices keep what the server has not acknowledged on `ack` and resend
+# it); a saved session only spares the resend.
+autosave_interval 30
+# Devices keep persistent sessions (their `ack` and `cmd` subscriptions survive a reconnect); a
+# session of a device gone for good would otherwise be kept, with its queued messages, forever.
+persistent_client_expiration 14d
+"""
+"""Mosquitto settings for the ingest, comments included; add `persistence_location` and listeners."""
+
 
 def acl_text(ingest_username: str) -> str:
-    """The ingest client reads device channels and writes commands; `%u` (a device) only its own topics."""
+    """The ingest client reads device channels and writes server -> device ones (`cmd`, `ota/cmd`, `ack`);
+    `%u` (a device) writes its own device channels and reads only its own server -> device topics."""
     return "\n".join(
         [
             f"user {ingest_username}",

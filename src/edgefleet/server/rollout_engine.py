@@ -5,10 +5,10 @@ where the last one stopped.
 `RolloutEngine.step(session, now)` does one pass over every rollout that needs work and returns
 the commands to publish and the hub notifications; `run_once(now)` wraps it in a transaction and
 publishes after commit (a command that cannot be published puts its device back to `pending`);
-`run_engine(context)` calls `run_once` every `rollout_interval_s` on a worker thread.
+the app calls `run_once` every `rollout_interval_s` on a worker thread (`server.app`, with the
+compact error log of `db.faults`).
 """
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -379,13 +379,3 @@ def engine_for(context: ServerContext, base_url: str) -> RolloutEngine:
         limits,
         context.hub.publish,
     )
-
-
-async def run_engine(engine: RolloutEngine, interval_s: float) -> None:
-    """Run the engine every `interval_s` until cancelled; a failed pass is logged and retried."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await asyncio.to_thread(engine.run_once)
-        except Exception:
-            log.exception("rollout engine pass failed")

@@ -1,4 +1,8 @@
-"""Starting and stopping the MQTT side: ingest worker, Mosquitto file sync, embedded broker."""
+"""Starting and stopping the MQTT side: ingest worker, Mosquitto file sync, embedded broker.
+
+An external broker that cannot be reached at start is not fatal: the ingest keeps connecting in the
+background and `MqttRuntime.state` says where it is (the health endpoints report it).
+"""
 
 import asyncio
 import logging
@@ -14,17 +18,29 @@ from edgefleet.server.ingest.worker import RateLimitedLog
 from edgefleet.server.services.drift import DriftLimits
 
 log = logging.getLogger(__name__)
+CONNECT_WAIT_S = 3.0
+"""How long the start waits for the broker before serving without it (it keeps connecting)."""
 
 
 @dataclass
 class MqttRuntime:
     worker: IngestWorker | LocalIngest | None = None
     broker: EmbeddedBroker | None = None
+    broker_url: str | None = None
+
+    @property
+    def state(self) -> str:
+        """`connected`, `connecting` (to a broker not reachable yet) or `stopped` (not started)."""
+        if self.worker is None:
+            return "stopped"
+        return "connected" if self.worker.connected else "connecting"
 
 
-async def start_mqtt(context: ServerContext) -> MqttRuntime:
+async def start_mqtt(context: ServerContext, runtime: MqttRuntime | None = None) -> MqttRuntime:
+    """Start the MQTT side into `runtime` (a new one by default). Raises only for what waiting
+    cannot fix (the embedded broker's port is taken)."""
     settings = context.settings
-    runtime = MqttRuntime()
+    runtime = runtime or MqttRuntime()
     if settings.broker_mode == "none":
         return runtime
     mqtt5 = True
@@ -38,6 +54,7 @@ async def start_mqtt(context: ServerContext) -> MqttRuntime:
         mqtt5 = False  # amqtt speaks MQTT 3.1.1: no shared subscriptions
     else:
         address = parse_broker_url(settings.broker)
+    runtime.broker_url = address.url
     if settings.mosquitto_password_file:
         from edgefleet.server.mosquitto import MosquittoSync
 
@@ -79,7 +96,10 @@ async def start_mqtt(context: ServerContext) -> MqttRuntime:
             mqtt5=mqtt5,
         )
     try:
-        await asyncio.to_thread(worker.start)
+        if isinstance(worker, IngestWorker):
+            await asyncio.to_thread(worker.start, CONNECT_WAIT_S)
+        else:
+            await asyncio.to_thread(worker.start)
     except BaseException:
         await stop_mqtt(runtime)
         raise

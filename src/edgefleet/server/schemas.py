@@ -193,12 +193,19 @@ class CommandSent(BaseModel):
 
 
 # --- events, telemetry, statistics, alarms, audit ----------------------------------------------
+TimeFlag = Literal["future", "past"]
+
+
 class EventPublic(Public):
     id: int
     device_id: str
     seq: int
-    ts: datetime
-    received_at: datetime
+    ts: datetime = Field(description="the device's time (data: shown, compared; see `time_flag`)")
+    received_at: datetime = Field(description="the server's time of receipt: retention and alarm timing")
+    clock_synced: bool = Field(description="false when the device said its clock was not synchronized")
+    time_flag: TimeFlag | None = Field(
+        description="`future`: ts over 5 min after receipt; `past`: over a day before; null: plausible"
+    )
     kind: str
     active: bool
     severity: str
@@ -222,7 +229,10 @@ class TelemetryPublic(Public):
     id: int
     device_id: str
     seq: int
-    ts: datetime
+    ts: datetime = Field(description="the device's time")
+    received_at: datetime = Field(description="the server's time of receipt")
+    clock_synced: bool
+    time_flag: TimeFlag | None = Field(description="as on events: `future`, `past` or null")
     mode: str
     uptime_s: float
     interval_s: float

@@ -11,6 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgefleet.contracts import Channel, Command, encode, topic_for, utc_now
 from edgefleet.edge.camera import CameraConfig, CameraNode, DetectionConfig, ListSource, PersonModel
 from edgefleet.edge.camera.runner import CameraRunner, RunnerOptions
+from edgefleet.edge.config import MqttConfig
 from edgefleet.edge.provisioning import DeviceCredentials, NetworkSettings, SettingsStore
 from tests.edge.mqtt_helpers import Collector
 from tests.support.services import MosquittoBroker
@@ -34,7 +35,7 @@ def test_events_flow_and_reset_over_mqtt_returns_to_provisioning(
     no_person_frame: np.ndarray,
 ) -> None:
     node = provisioned_node(tmp_path / "state", mosquitto, person_model)
-    collector = Collector(mosquitto.url)
+    collector = Collector(mosquitto.url, ack=True)  # a fake ingest: acknowledges what it receives
     scene = [no_person_frame] * 3 + [person_frame] * 5 + [no_person_frame] * 5
     runner = CameraRunner(
         node, ListSource(scene, fps=20, repeat=200), RunnerOptions(telemetry_interval_s=0.3)
@@ -79,3 +80,38 @@ def test_local_reset_button(
     runner.press_reset_button()
     assert runner.run() == 20
     assert node.mode == "provisioning" and runner.link is None
+
+
+def test_camera_messages_stay_in_the_outbox_until_the_server_acknowledges_them(
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    person_model: PersonModel,
+    person_frame: np.ndarray,
+    no_person_frame: np.ndarray,
+) -> None:
+    node = provisioned_node(tmp_path / "state", mosquitto, person_model)
+    ingest = Collector(mosquitto.url, client_id="fake-ingest", ack=True)
+    ingest.acking.clear()  # receives, does not acknowledge yet
+    scene = [no_person_frame] * 3 + [person_frame] * 5 + [no_person_frame] * 5
+    link = MqttConfig(ack_timeout_s=1.0, ack_timeout_max_s=2.0, backoff_min_s=0.05, backoff_max_s=0.5)
+    options = RunnerOptions(telemetry_interval_s=0.3, mqtt=link)
+    runner = CameraRunner(node, ListSource(scene, fps=20, repeat=200), options)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, kwargs={"stop": stop})
+    thread.start()
+    try:
+        assert ingest.wait_for(lambda: len(ingest.events()) >= 2, timeout=30)
+        assert ingest.wait_for(lambda: runner.link is not None and runner.link.stats.resent > 0, 10)
+        assert node.outbox is not None
+        held = {m.seq for m in node.outbox.pending(limit=1000)}
+        assert {e.seq for e in ingest.events()} <= held  # delivered, kept: nobody acknowledged
+        ingest.acking.set()
+        stop.set()
+        thread.join(timeout=20)  # the runner drains its outbox before it ends
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+        ingest.close()
+    assert node.outbox is not None and node.outbox.depth() == 0
+    assert held <= ingest.seqs("cam-1") and ingest.duplicates("cam-1") > 0
+    assert ingest.invalid == []

@@ -187,7 +187,9 @@ def test_updates_alternate_slots_and_rollback_goes_to_the_previous(
     assert rig.device.model_version == "0.0.1" and rig.last().state == "ROLLED_BACK"
 
 
-@pytest.mark.parametrize("case", ["tampered", "unknown_key", "self_test", "incompatible"])
+@pytest.mark.parametrize(
+    "case", ["tampered", "unknown_key", "self_test", "incompatible", "signed_truncated_model", "older"]
+)
 def test_a_refused_package_is_reported_and_never_runs(
     tmp_path: Path,
     models: Models,
@@ -210,6 +212,21 @@ def test_a_refused_package_is_reported_and_never_runs(
                 for c in manifest.self_test
             ]
             manifest = manifest.model_copy(update={"self_test": wrong})
+        elif case == "signed_truncated_model":  # a registry that signed a damaged model
+            cut = copy_model(models.v2, tmp_path / "cut")
+            tflite = (cut / "model.tflite").read_bytes()[:1000]
+            (cut / "model.tflite").write_bytes(tflite)
+            card = json.loads((cut / "model_card.json").read_text(encoding="utf-8"))
+            card["flash_bytes"] = len(tflite)
+            (cut / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+            server.files[PACKAGE_PATH] = package_of(cut)
+            manifest = manifest_for(
+                server.files[PACKAGE_PATH], manifest.url, signing_key, models.v2_self_test
+            )
+        elif case == "older":  # a replayed, validly signed manifest of an older version
+            older = package_of(copy_model(models.v2, tmp_path / "older", model_version="0.0.0"))
+            server.files[PACKAGE_PATH] = older
+            manifest = manifest_for(older, manifest.url, signing_key, models.v2_self_test)
         else:
             camera = package_of(copy_model(models.v2, tmp_path / "cam", device_kind="camera"))
             server.files[PACKAGE_PATH] = camera
@@ -222,6 +239,8 @@ def test_a_refused_package_is_reported_and_never_runs(
             "unknown_key": "unknown_key",
             "self_test": "self_test_failed",
             "incompatible": "incompatible:kind",
+            "signed_truncated_model": "bad_model",
+            "older": "older_version",
         }[case]
         assert failed.state == "FAILED" and str(failed.reason).startswith(expected + ":"), failed.reason
         assert "UPDATING" not in rig.names() and "VERIFIED" not in rig.names()

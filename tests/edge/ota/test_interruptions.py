@@ -191,7 +191,7 @@ class Field:
 def rig(
     tmp_path: Path, mosquitto: MosquittoBroker, models: Models, signing_key: SigningKey
 ) -> Iterator[Field]:
-    collector = Collector(mosquitto.url, client_id=f"collector-{tmp_path.name}"[:60])
+    collector = Collector(mosquitto.url, client_id=f"collector-{tmp_path.name}"[:60], ack=True)
     assert collector.wait_for(collector.client.is_connected, 5)
     f = Field(tmp_path, mosquitto, models, signing_key, collector)
     yield f

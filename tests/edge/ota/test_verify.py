@@ -204,3 +204,61 @@ def test_versions_compare_as_versions(monkeypatch: pytest.MonkeyPatch, with_pack
     assert not version_at_least("0.1.0", "0.1.1")
     assert not version_at_least("0.9.9", "0.10.0")
     assert not version_at_least("0.0.0+unknown", "0.1.0")
+
+
+def _signed_package(
+    models: Models, key: SigningKey, tflite: bytes, **card: Any
+) -> tuple[bytes, ModelManifest]:
+    """A package the server signed around `tflite` (a compromised or buggy registry)."""
+    import json
+
+    from edgefleet.contracts import build_package
+
+    data = json.loads((models.v2 / "model_card.json").read_text(encoding="utf-8"))
+    data.update(card)
+    package = build_package(tflite, json.dumps(data).encode())
+    return package, manifest_for(package, URL, key, models.v2_self_test)
+
+
+@pytest.mark.parametrize("keep", [64, 1000, -512])
+def test_a_signed_truncated_model_is_refused_not_crashed(
+    models: Models, signing_key: SigningKey, loads: list[str], keep: int
+) -> None:
+    """Issue 18 finding 6: a struct.error escaped verify_package; now a refusal with a reason."""
+    tflite = (models.v2 / "model.tflite").read_bytes()
+    package, manifest = _signed_package(models, signing_key, tflite[:keep], flash_bytes=len(tflite[:keep]))
+    assert refused(package, manifest, signing_key) == "bad_model"
+    assert loads == []
+
+
+def test_a_card_that_misdescribes_its_model_is_refused(
+    models: Models, signing_key: SigningKey, loads: list[str]
+) -> None:
+    tflite = (models.v2 / "model.tflite").read_bytes()
+    package, manifest = _signed_package(models, signing_key, tflite, flash_bytes=1)
+    with pytest.raises(VerificationError) as err:
+        verify_package(package, manifest, [signing_key.trusted], PROFILE)
+    assert err.value.reason == "card_mismatch" and "flash_bytes is 1" in str(err.value)
+    assert loads == []
+
+
+def test_an_older_signed_version_of_the_running_model_is_refused(
+    models: Models, signing_key: SigningKey, loads: list[str]
+) -> None:
+    manifest = good(models, signing_key)
+    with pytest.raises(VerificationError) as err:
+        verify_package(
+            models.v2_package, manifest, [signing_key.trusted], PROFILE, running=("test-ae", "0.0.10")
+        )
+    assert err.value.reason == "older_version" and loads == []
+    # the same version again, a newer one, another model, or an explicit downgrade: allowed
+    for running in [("test-ae", "0.0.2"), ("test-ae", "0.0.1"), ("other-ae", "9.0.0")]:
+        verify_package(models.v2_package, manifest, [signing_key.trusted], PROFILE, running=running)
+    verify_package(
+        models.v2_package,
+        manifest,
+        [signing_key.trusted],
+        PROFILE,
+        running=("test-ae", "1.0"),
+        allow_downgrade=True,
+    )

@@ -52,6 +52,8 @@ def _history(session: Session, org_id: int, device_id: str, hours: float) -> dic
             "inference_us": r.inference_us,
             "rejected": sum((r.data.get("rejected") or {}).values()) if isinstance(r.data, dict) else 0,
             "outbox": r.outbox_depth,
+            "outbox_errors": r.data.get("outbox_errors", 0) if isinstance(r.data, dict) else 0,
+            "outbox_dropped": r.data.get("outbox_dropped", 0) if isinstance(r.data, dict) else 0,
             "drift": r.drift,
             "detections": r.detections_per_hour,
         }
@@ -151,6 +153,7 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
         banner_box.clear()
         with banner_box:
             commissioning_banner(data["commissioning"])
+            _outbox_errors_line(telemetry[-1] if telemetry else None)
         charts_box.clear()
         with charts_box:
             if device.kind == "camera":
@@ -182,6 +185,16 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
     span.on_value_change(lambda e: on_range(int(e.value)))
     await refresh()
     ui.timer(15.0, refresh, immediate=False)
+
+
+def _outbox_errors_line(last: dict[str, Any] | None) -> None:
+    """The device's outbox disk failed (full, read-only, I/O error) at some point: say so."""
+    if last is None or not last["outbox_errors"]:
+        return
+    ui.label(
+        f"Outbox storage errors on the device: {last['outbox_errors']} (disk full, read-only or I/O "
+        f"error); {last['outbox_dropped']} messages dropped in all"
+    ).classes("text-sm text-negative").props('data-testid="outbox-errors"')
 
 
 def _camera_charts(data: dict[str, Any]) -> None:

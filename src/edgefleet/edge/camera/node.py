@@ -178,6 +178,8 @@ class CameraNode:
             "inference_us": invoke,
             "arena_bytes": self.model.backend.arena_bytes,
             "outbox_depth": outbox.depth(),
+            "outbox_dropped": sum(outbox.dropped().values()),
+            "outbox_errors": outbox.errors,
             "detections_per_hour": self.detections_per_hour(),
             "firmware_version": self.config.firmware_version,
         }

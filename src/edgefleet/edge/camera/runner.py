@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgefleet.contracts import Command, Status, encode
 from edgefleet.edge.camera.frames import FrameSource
@@ -27,6 +27,9 @@ class RunnerOptions:
     telemetry_interval_s: float = 60.0
     broker_url: str | None = None  # overrides the broker the server gave at provisioning
     drain_timeout_s: float = 10.0  # at the end of a finite source, wait this long for the outbox
+    # delivery, resend timeouts, backoff (end-to-end acknowledgement by default, as every device);
+    # the URL and credentials come from provisioning
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 class CameraRunner:
@@ -70,7 +73,14 @@ class CameraRunner:
         if url is None:
             log.error("%s: no broker URL (none from the server, none given); staying offline", node.device_id)
             return
-        config = MqttConfig(url=url, username=node.credentials.username, password=node.credentials.password)
+        config = MqttConfig.model_validate(
+            {
+                **self.options.mqtt.model_dump(),
+                "url": url,
+                "username": node.credentials.username,
+                "password": node.credentials.password,
+            }
+        )
         self.link = MqttLink(
             node.credentials.device_id, config, node.outbox, self._status_payload, self._inbox.put
         )
@@ -129,7 +139,8 @@ class CameraRunner:
         return seen
 
     def _drain(self) -> None:
-        """Give the link time to deliver what is queued before a finite run ends."""
+        """Give the link time to deliver what is queued before a finite run ends (a message leaves
+        the outbox when the server acknowledges it; what is left is sent by the next run)."""
         outbox = self.node.outbox
         if self.link is None or outbox is None:
             return

@@ -549,6 +549,8 @@ class OtaAgent:
             self.config.trusted_keys,
             self.profile,
             require_self_test=self.config.require_self_test,
+            running=self.running_model(),
+            allow_downgrade=self.config.allow_downgrade,
         )
         self._set_phase(job, "verified")
         self._report("VERIFIED", model, job.rollout_id)

@@ -25,6 +25,7 @@ from edgefleet.contracts import (
     sha256_hex,
     verify_signature,
 )
+from edgefleet.contracts.model_file import card_mismatches, inspect_tflite
 from edgefleet.edge.backends import InferenceBackend, create_backend
 from edgefleet.edge.config import TrustedKey
 from edgefleet.edge.errors import EdgeError
@@ -126,6 +127,30 @@ def check_compatible(card: ModelCard, profile: DeviceProfile, min_runtime_versio
         refuse("io", "int8 input and output need quantization parameters")
 
 
+def check_model_file(bundle: ModelBundle) -> None:
+    """The flatbuffer walked in bounds and the card's facts checked against it, before any load."""
+    try:
+        facts = inspect_tflite(bundle.tflite)
+    except PackageError as err:
+        raise VerificationError("bad_model", str(err)) from err
+    problems = card_mismatches(bundle.card, facts)
+    if problems:
+        raise VerificationError("card_mismatch", "; ".join(problems))
+
+
+def check_not_older(card: ModelCard, running: tuple[str, str] | None) -> None:
+    """Anti-rollback: a signed package of the running model at an older version is refused (an
+    attacker replaying an old, validly signed manifest). A deliberate rollback uses the device's
+    own previous slot (`rollback` action), not a download."""
+    if running is None or card.model_id != running[0]:
+        return
+    if not version_at_least(card.model_version, running[1]):
+        raise VerificationError(
+            "older_version",
+            f"{card.model_id} {card.model_version} is older than the running {running[1]}",
+        )
+
+
 def load_backend(bundle: ModelBundle, profile: DeviceProfile) -> InferenceBackend:
     card = bundle.card
     if profile.arena_bytes is not None and card.arena_bytes > profile.arena_bytes:
@@ -138,6 +163,8 @@ def load_backend(bundle: ModelBundle, profile: DeviceProfile) -> InferenceBacken
     except EdgeError as err:
         reason = "arena" if "arena" in str(err) else "load_failed"
         raise VerificationError(reason, str(err)) from err
+    except Exception as err:  # a damaged model must be a refusal, whatever the parser raises
+        raise VerificationError("load_failed", f"{type(err).__name__}: {err}") from err
     return backend
 
 
@@ -171,8 +198,11 @@ def verify_package(
     profile: DeviceProfile,
     *,
     require_self_test: bool = True,
+    running: tuple[str, str] | None = None,
+    allow_downgrade: bool = False,
 ) -> ModelPackage:
-    """Every check, in order; returns the parsed package or raises VerificationError."""
+    """Every check, in order; returns the parsed package or raises VerificationError. `running` is
+    the (model_id, version) in use: an older version of it is refused unless `allow_downgrade`."""
     if len(data) < manifest.size:
         raise VerificationError("truncated", f"{len(data)} of {manifest.size} bytes")
     if len(data) > manifest.size:
@@ -194,10 +224,14 @@ def verify_package(
         )
     if manifest.model_card_sha256 is not None and package.card_sha256 != manifest.model_card_sha256:
         raise VerificationError("card_mismatch", "the model card's sha256 is not the manifest's")
+    if not allow_downgrade:
+        check_not_older(card, running)
     check_compatible(card, profile, manifest.min_runtime_version)
     if require_self_test and not manifest.self_test:
         raise VerificationError("no_self_test", "the manifest carries no self-test cases")
-    backend = load_backend(ModelBundle(Path("<ota package>"), card, package.tflite), profile)
+    bundle = ModelBundle(Path("<ota package>"), card, package.tflite)
+    check_model_file(bundle)
+    backend = load_backend(bundle, profile)
     run_self_test(backend, manifest, card)
     log.info(
         "verified %s %s (%d self-test cases)", card.model_id, card.model_version, len(manifest.self_test)

@@ -1,5 +1,6 @@
 """A fleet of simulated devices in one process: each has its own MQTT connection, id, credentials,
-outbox and clock; one driver thread feeds them all at `speed` x real time."""
+outbox and clock; one driver thread feeds them all at `speed` x real time. Each is a `Device`, so
+delivery is the device's: a message leaves a device's outbox when the server acknowledges it."""
 
 import fnmatch
 import logging
@@ -208,5 +209,8 @@ class Fleet:
             "events": sum(r.events for r in rows),
             "alarms": sum(r.alarm for r in rows),
             "outbox_depth": sum(r.outbox_depth for r in rows),
+            # confirmed and deleted from the outboxes (by the server's `ack`, end to end), and
+            # published again because no confirmation came in time or after a reconnect
             "acked": sum(d.link.stats.acked for d in self.devices if d.link),
+            "resent": sum(d.link.stats.resent for d in self.devices if d.link),
         }

@@ -120,6 +120,9 @@ class EventRow(Base):
         Index("ix_events_device_ts", "device_id", "ts"),
         Index("ix_events_org_ts", "org_id", "ts"),
         Index("ix_events_org_kind_ts", "org_id", "kind", "ts"),
+        # retention deletes by the server's receive time; BRIN on PostgreSQL (rows arrive in that
+        # order, so it costs the ingest next to nothing), a plain index on SQLite (migration 0008)
+        Index("ix_events_received_at", "received_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -127,7 +130,13 @@ class EventRow(Base):
     device_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigId)
     ts: Mapped[datetime]
+    """The device's time: shown, compared, never trusted for retention or alarm timing."""
     received_at: Mapped[datetime]
+    """The server's time of receipt: the authority (retention, alarm timing, ordering across devices)."""
+    clock_synced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    """False when the device said its clock was not synchronized (`ts` is its own estimate)."""
+    time_flag: Mapped[str | None] = mapped_column(String(8))
+    """`future` (ts more than 5 min after receipt) or `past` (more than a day before); None: plausible."""
     kind: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean)
     severity: Mapped[str] = mapped_column(String(16))
@@ -149,6 +158,7 @@ class TelemetryRow(Base):
         UniqueConstraint("device_id", "seq", name="uq_telemetry_device_seq"),
         Index("ix_telemetry_device_ts", "device_id", "ts"),
         Index("ix_telemetry_org_ts", "org_id", "ts"),
+        Index("ix_telemetry_received_at", "received_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -157,6 +167,9 @@ class TelemetryRow(Base):
     seq: Mapped[int] = mapped_column(BigId)
     ts: Mapped[datetime]
     received_at: Mapped[datetime]
+    clock_synced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    time_flag: Mapped[str | None] = mapped_column(String(8))
+    """As on events: `future`, `past` or None."""
     mode: Mapped[str] = mapped_column(String(32))
     uptime_s: Mapped[float] = mapped_column(Float)
     interval_s: Mapped[float] = mapped_column(Float)

@@ -4,6 +4,10 @@ An MQTT client here would make every message cross the loopback twice and be enc
 acknowledged twice, all under this process's GIL. The tap has the same guarantee (the embedded broker's
 sessions live in this process's memory either way) and applies backpressure: while the writer's queue
 is full the broker stops taking the next message of that device's connection.
+
+amqtt acknowledges a device's message (PUBACK) on receipt, before it is stored; what tells the device
+its message is safe is the `Ack` the broker publishes on `ef/v1/{device_id}/ack` once the batch has
+committed (`acks.py`). A server that dies in between loses nothing a device still holds in its outbox.
 """
 
 import asyncio
@@ -11,7 +15,8 @@ import logging
 
 from edgefleet.contracts import Channel, Command, Message, encode, topic_for
 from edgefleet.server.broker import EmbeddedBroker
-from edgefleet.server.ingest.store import IngestStore, Received
+from edgefleet.server.ingest.acks import AckSender
+from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
 from edgefleet.server.ingest.writer import BatchWriter, Notify
 from edgefleet.server.metrics import Metrics
 
@@ -32,8 +37,15 @@ class LocalIngest:
         queue_max: int = 20_000,
     ) -> None:
         self._broker = broker
+        self._acks = AckSender(broker.publish_many, metrics)
         self._writer = BatchWriter(
-            store, metrics, publish=publish, batch_size=batch_size, flush_ms=flush_ms, queue_max=queue_max
+            store,
+            metrics,
+            publish=publish,
+            batch_size=batch_size,
+            flush_ms=flush_ms,
+            queue_max=queue_max,
+            on_committed=self._committed,
         )
 
     def start(self) -> None:
@@ -49,6 +61,9 @@ class LocalIngest:
         item = Received(topic, payload)
         while not self._writer.offer(item):
             await asyncio.sleep(FULL_RETRY_S)
+
+    def _committed(self, _batch: list[Received], result: WriteResult) -> None:
+        self._acks(result)  # the broker queues it without waiting: the writer goes on
 
     def publish_command(self, command: Command) -> None:
         self.publish_message(topic_for(command.device_id, Channel.CMD), command)

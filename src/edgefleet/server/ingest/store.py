@@ -1,5 +1,6 @@
 """The database side of ingest: one transaction per batch, idempotent on (device_id, seq)."""
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,15 +13,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import (
+    Channel,
     ContractError,
+    DeviceMessage,
     Event,
     Message,
     OtaState,
+    SchemaVersionError,
     Status,
     Telemetry,
     TopicAddress,
+    TopicError,
     WindowSample,
     decode_topic,
+    parse_topic,
 )
 from edgefleet.server.db.models import Device, EventRow, TelemetryHourly, TelemetryRow, WindowSampleRow
 from edgefleet.server.ingest import pg_bulk
@@ -36,6 +42,11 @@ LAST_SEEN_RESOLUTION_S = 1.0
 not one per batch (at thousands of messages a second that UPDATE was a fifth of the writer's time)."""
 _EVENTS = cast(Table, EventRow.__table__)
 _DEVICES = cast(Table, Device.__table__)
+ACKED_CHANNELS = frozenset((Channel.EVENT, Channel.TELEMETRY, Channel.SAMPLE, Channel.OTA_STATE))
+"""What a device keeps in its outbox until the server acknowledges it on `ack`. Not `status`: devices
+publish it beside the outbox (retained, and as the broker's last will), so nobody waits for its ack."""
+_MAX_SEQ = 2**53
+_MAX_REFUSED_PAYLOAD = 1 << 20
 
 
 Decoded = tuple[TopicAddress, Message] | ContractError
@@ -74,9 +85,17 @@ class WriteResult:
     latencies_s: list[float] = field(default_factory=list)
     notifications: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     """(org_id, type, data) to publish on the hub after commit."""
+    device_time: dict[str, int] = field(default_factory=dict)
+    """Newly stored events and telemetry by device-time flag: unsynced, future, past."""
+    done: dict[str, list[int]] = field(default_factory=dict)
+    """device id -> seqs (of `ACKED_CHANNELS`) done with once this batch commits: stored, stored before,
+    or refused as bad data of a known device. What the ingest acknowledges on `ack` after the commit."""
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def done_with(self, device_id: str, seq: int) -> None:
+        self.done.setdefault(device_id, []).append(seq)
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,7 @@ class IngestStore:
                 decoded = item.decoded if item.decoded is not None else _decode(item.topic, item.payload)
                 if isinstance(decoded, ContractError):
                     self._rejected(result, decoded.reason, item.topic, str(decoded))
+                    self._refused(session, result, item, decoded)
                     continue
                 address, message = decoded
                 device = self._device(session, address.device_id)
@@ -151,6 +171,8 @@ class IngestStore:
                     self._rejected(result, reason, item.topic, f"device {address.device_id!r}")
                     continue
                 seen[address.device_id] = item.received_at
+                if address.channel in ACKED_CHANNELS:  # device messages, by the channel's schema
+                    result.done_with(address.device_id, cast(DeviceMessage, message).seq)
                 channel = address.channel.value
                 result.accepted[channel] = result.accepted.get(channel, 0) + 1
                 result.latencies_s.append(max(0.0, (item.received_at - message.ts).total_seconds()))
@@ -177,6 +199,15 @@ class IngestStore:
             self._store_last_seen(session, last_seen)
         self._last_seen_written.update(last_seen)  # only once committed
         return result
+
+    def _refused(self, session: Session, result: WriteResult, item: Received, error: ContractError) -> None:
+        """Bad data of a known device is done with too: resending it cannot help. Not a schema version
+        this server does not speak yet: an upgraded server can store it."""
+        refused = _refused_seq(item, error)
+        if refused is not None:
+            device = self._device(session, refused[0])
+            if device is not None and not device.revoked:
+                result.done_with(*refused)
 
     def _last_seen_due(self, seen: dict[str, datetime]) -> dict[str, datetime]:
         written = self._last_seen_written
@@ -211,8 +242,15 @@ class IngestStore:
             if event_id is None:
                 continue
             incoming = IncomingEvent(
-                row["org_id"], row["device_id"], row["kind"], row["active"], row["severity"], row["ts"]
+                row["org_id"],
+                row["device_id"],
+                row["kind"],
+                row["active"],
+                row["severity"],
+                row["ts"],
+                received_at=row["received_at"],  # alarm timing runs on the server's clock
             )
+            _count_device_time(result, row)
             alarm_id, change = tracker.apply(incoming)
             if alarm_id is not None:
                 links.append({"event_id": event_id, "alarm": alarm_id})
@@ -265,6 +303,7 @@ class IngestStore:
         for row in rows:
             if (row["device_id"], row["seq"]) not in inserted:
                 continue
+            _count_device_time(result, row)
             hour = row["ts"].replace(minute=0, second=0, microsecond=0)
             acc = hours.setdefault(
                 (row["device_id"], hour),
@@ -353,6 +392,22 @@ class IngestStore:
                 result.notifications.extend(rollouts.on_ota_state(session, org_id, message))
 
 
+def _refused_seq(item: Received, error: ContractError) -> tuple[str, int] | None:
+    """(device id, seq) of a refused message when its topic names a device on an acknowledged channel
+    and its payload is a JSON object with a valid `seq`."""
+    if isinstance(error, SchemaVersionError) or len(item.payload) > _MAX_REFUSED_PAYLOAD:
+        return None
+    try:
+        address = parse_topic(item.topic)
+        data = json.loads(item.payload)
+    except (TopicError, ValueError, RecursionError):
+        return None
+    seq = data.get("seq") if isinstance(data, dict) else None
+    if address.channel not in ACKED_CHANNELS or type(seq) is not int or not 0 <= seq <= _MAX_SEQ:
+        return None
+    return address.device_id, seq
+
+
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Drop repeats inside one batch (a multi-row insert cannot conflict with itself on PostgreSQL)."""
     return list({(r["device_id"], r["seq"]): r for r in reversed(rows)}.values())[::-1]
@@ -362,6 +417,29 @@ def _max(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else max(a, b)
+
+
+FUTURE_S = 300.0
+"""A device time more than this ahead of the server's receipt is flagged `future`."""
+PAST_S = 86_400.0
+"""A device time more than this before the server's receipt is flagged `past` (a wrong clock, or a
+backlog older than a day: either way the device time is not the time it arrived)."""
+
+
+def _device_time(message: Event | Telemetry, received_at: datetime) -> dict[str, Any]:
+    """The device's time is data: kept, and flagged when the device or its distance from the server's
+    receive time says it cannot be trusted."""
+    ahead = (message.ts - received_at).total_seconds()
+    flag = "future" if ahead > FUTURE_S else "past" if ahead < -PAST_S else None
+    return {"clock_synced": message.clock_synced, "time_flag": flag}
+
+
+def _count_device_time(result: WriteResult, row: dict[str, Any]) -> None:
+    flags = result.device_time
+    if not row["clock_synced"]:
+        flags["unsynced"] = flags.get("unsynced", 0) + 1
+    if row["time_flag"] is not None:
+        flags[row["time_flag"]] = flags.get(row["time_flag"], 0) + 1
 
 
 def _event_row(org_id: int, event: Event, received_at: datetime) -> dict[str, Any]:
@@ -382,6 +460,7 @@ def _event_row(org_id: int, event: Event, received_at: datetime) -> dict[str, An
         "seq": event.seq,
         "ts": event.ts,
         "received_at": received_at,
+        **_device_time(event, received_at),
         "kind": event.kind,
         "active": event.active,
         "severity": event.severity,
@@ -404,6 +483,7 @@ def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> di
             "threshold",
             "rejected",
             "outbox_dropped",
+            "outbox_errors",
             "arena_bytes",
             "firmware_version",
             "model_id",
@@ -419,6 +499,7 @@ def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> di
         "seq": message.seq,
         "ts": message.ts,
         "received_at": received_at,
+        **_device_time(message, received_at),
         "mode": message.mode,
         "uptime_s": message.uptime_s,
         "interval_s": message.interval_s,
@@ -441,6 +522,8 @@ def _event_json(event_id: int, row: dict[str, Any]) -> dict[str, Any]:
     out.update(
         ts=row["ts"].isoformat(),
         received_at=row["received_at"].isoformat(),
+        clock_synced=row["clock_synced"],
+        time_flag=row["time_flag"],
         model_version=row["model_version"],
         person_count=row["person_count"],
         alarm_id=row["alarm_id"],

@@ -2,7 +2,9 @@
 
 Messages are acknowledged to the broker (PUBACK, manual ack) only after their batch is committed,
 and the session is persistent (clean_start False, long session expiry, QoS 1): a server that stops
-or crashes gets every unacknowledged message again when it reconnects.
+or crashes gets every unacknowledged message again when it reconnects. After the commit the same
+client publishes one `Ack` per device on `ef/v1/{device_id}/ack` (`acks.py`): the end-to-end
+acknowledgement that lets a device free its outbox. The ingest never subscribes to `ack`.
 """
 
 import logging
@@ -26,8 +28,9 @@ from edgefleet.contracts import (
     topic_for,
 )
 from edgefleet.server.errors import BrokerError
+from edgefleet.server.ingest.acks import AckSender
 from edgefleet.server.ingest.mqtt import BrokerAddress, make_client
-from edgefleet.server.ingest.store import IngestStore, Received
+from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
 from edgefleet.server.ingest.writer import BatchWriter, Notify
 from edgefleet.server.metrics import Metrics
 
@@ -76,9 +79,16 @@ class IngestWorker:
         ack_after_commit: bool = True,
     ) -> None:
         """`ack_after_commit`: PUBACK only once stored, so the broker keeps (and resends after a
-        reconnect) what is not in the database yet. Off: paho acknowledges on receipt."""
+        reconnect) what is not in the database yet. Off: paho acknowledges on receipt. Either way the
+        devices get their `ack` after the commit."""
         self._address = address
+        self._client_id = client_id
         self._group = group
+        self._manual_ack = ack_after_commit
+        self._metrics = metrics
+        self._acks = AckSender(self._publish_acks, metrics)
+        self._ack_mids: set[int] = set()  # acks the broker has not answered yet
+        self._refused_at = -LOG_EVERY_S
         self._writer = BatchWriter(
             store,
             metrics,
@@ -86,7 +96,7 @@ class IngestWorker:
             batch_size=batch_size,
             flush_ms=flush_ms,
             queue_max=queue_max,
-            on_committed=self._ack if ack_after_commit else None,
+            on_committed=self._committed,
             name=f"ingest-writer-{client_id}",
         )
         self._client = make_client(
@@ -101,31 +111,59 @@ class IngestWorker:
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._client.on_connect = self._on_connect
         self._client.on_raw_publish = self._on_publish
+        self._client.on_publish = self._on_published
         self._client.on_disconnect = self._on_disconnect
         self._connected = threading.Event()
         self._mqtt5 = mqtt5
 
     # --- lifecycle -----------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> None:
-        """Connect (persistent session), subscribe and start writing; raises BrokerError on failure."""
+    connect_error: str | None = None
+    """Why the first connection attempt at start failed (None once connected at start)."""
+
+    def start(self, timeout: float = 10.0) -> bool:
+        """Start writing and connect (persistent session), waiting up to `timeout` for the broker.
+
+        A broker that cannot be reached (or refuses us) is not an error: paho keeps trying in the
+        background (1 s doubling to 5 s) and subscribes once it is there; `connected` says whether it
+        is. Returns whether it connected within `timeout`."""
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         self._writer.start()
-        try:
+        self._connect_failures = 0
+        self._client.on_connect_fail = self._on_connect_fail
+        host, port = self._address.host, self._address.port
+        try:  # a first attempt in this thread, to say why it fails (paho's retries do not)
             if self._mqtt5:
-                self._client.connect(
-                    self._address.host, self._address.port, clean_start=False, properties=properties
-                )
+                self._client.connect(host, port, clean_start=False, properties=properties)
             else:
-                self._client.connect(self._address.host, self._address.port)
-        except OSError as err:
-            self.stop()
-            raise BrokerError(f"cannot reach the MQTT broker at {self._address.url}: {err}") from err
+                self._client.connect(host, port)
+        except OSError as err:  # refused, unreachable, TLS: paho's loop retries from here on
+            self.connect_error = f"{type(err).__name__}: {err}"
+            if self._mqtt5:
+                self._client.connect_async(host, port, clean_start=False, properties=properties)
+            else:
+                self._client.connect_async(host, port)
         self._client.loop_start()
-        if not self._connected.wait(timeout):
-            self.stop()
-            raise BrokerError(f"the MQTT broker at {self._address.url} did not accept the ingest client")
+        if self._connected.wait(timeout):
+            self.connect_error = None
+            return True
+        log.warning(
+            "the MQTT broker at %s is not reachable yet (%s); the server runs degraded and the ingest "
+            "keeps trying to connect in the background",
+            self._address.url,
+            self.connect_error or "no CONNACK",
+        )
+        return False
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self._connect_failures += 1
+        if self._connect_failures in (1, 10) or self._connect_failures % 60 == 0:  # compact: not each retry
+            log.warning(
+                "cannot reach the MQTT broker at %s (%d failed attempts since start); retrying",
+                self._address.url,
+                self._connect_failures,
+            )
 
     def stop(self) -> None:
         """Write what was received, acknowledge it, and disconnect."""
@@ -152,6 +190,14 @@ class IngestWorker:
         if reason.is_failure:
             log.error("MQTT broker refused the ingest client: %s", reason)
             return
+        if not flags.session_present:
+            log.warning(
+                "the MQTT broker at %s has no session for the ingest client %s (session present: False): "
+                "its subscriptions and the messages queued for it are gone (a first start, or a broker "
+                "restart without persistence); devices resend what the server has not acknowledged",
+                self._address.url,
+                self._client_id,
+            )
         filters = [fleet_subscription(channel) for channel in DEVICE_CHANNELS]
         if self._group:
             filters = [shared_subscription(self._group, f) for f in filters]
@@ -173,9 +219,40 @@ class IngestWorker:
         # Blocks when the writer falls behind: backpressure to the broker, which holds the rest.
         self._writer.put(Received.validated(topic, payload, mid, qos))
 
+    def _on_published(
+        self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Properties | None
+    ) -> None:
+        """The broker's answer to what the server published (MQTT 5 reason code)."""
+        ack = mid in self._ack_mids
+        self._ack_mids.discard(mid)
+        if not reason.is_failure:
+            return
+        if ack:
+            self._metrics.ack_failures.inc()
+        now = time.monotonic()
+        if now - self._refused_at >= LOG_EVERY_S:  # at most one line per 10 s
+            self._refused_at = now
+            log.warning(
+                "the MQTT broker refused %s the server published (%s): may the ingest user write "
+                "`cmd`, `ota/cmd` and `ack` (see its ACL)?",
+                "an ack" if ack else "a message",
+                reason,
+            )
+
     # --- writer thread -------------------------------------------------------------------------
-    def _ack(self, batch: list[Received]) -> None:
-        self._client.ack_many(item.mid for item in batch if item.qos == 1)
-        for item in batch:
-            if item.qos == 2:  # devices publish at QoS 1; a QoS 2 message gets its PUBCOMP
-                self._client.ack(item.mid, item.qos)
+    def _committed(self, batch: list[Received], result: WriteResult) -> None:
+        """The batch is in the database: PUBACK it to the broker, then tell the devices (`ack`)."""
+        if self._manual_ack:
+            self._client.ack_many(item.mid for item in batch if item.qos == 1)
+            for item in batch:
+                if item.qos == 2:  # devices publish at QoS 1; a QoS 2 message gets its PUBCOMP
+                    self._client.ack(item.mid, item.qos)
+        self._acks(result)
+
+    def _publish_acks(self, messages: list[tuple[str, bytes]]) -> None:
+        """QoS 1; while disconnected paho keeps them and sends them after the reconnect."""
+        for topic, payload in messages:
+            info = self._client.publish(topic, payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                raise BrokerError(f"publishing to {topic} failed: {mqtt.error_string(info.rc)}")
+            self._ack_mids.add(info.mid)

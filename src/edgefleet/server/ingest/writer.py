@@ -1,26 +1,30 @@
 """The batch writer: a bounded queue of received messages and a thread that stores them in batches.
 
 Whatever feeds it (the paho ingest client, or the embedded broker's in-process tap) gets a callback
-with each batch once it is committed (`on_committed`), to acknowledge it to the broker.
+with each batch and its result once it is committed (`on_committed`), to acknowledge it to the broker
+and to the devices (`WriteResult.done`, published on `ack`).
 """
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
+from edgefleet.server.db.faults import Diagnosis, ErrorLog, diagnose
 from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
 from edgefleet.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
-RETRY_S = 1.0
-RETRYABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
-"""The database is away (down, restarting, locked, out of connections): try the same batch again."""
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+"""Backoff of a batch the database cannot write now: 0.05 s doubling up to this (with jitter), so the
+ingest resumes within about a second of the database coming back, at one attempt a second meanwhile."""
+STOP_GRACE_S = 5.0
+"""On stop, how long a batch the database refuses is still retried before it is left unacknowledged
+(the broker, or the device's outbox, sends it again)."""
 
 Notify = Callable[[list[tuple[int, str, dict[str, Any]]]], None]
 """Publishes a batch's (org_id, type, data) notifications on the real-time hub (`Hub.publish_many`)."""
@@ -36,7 +40,7 @@ class BatchWriter:
         batch_size: int = 500,
         flush_ms: float = 2.0,
         queue_max: int = 20_000,
-        on_committed: Callable[[list[Received]], None] | None = None,
+        on_committed: Callable[[list[Received], WriteResult], None] | None = None,
         name: str = "ingest-writer",
     ) -> None:
         self._store = store
@@ -48,16 +52,29 @@ class BatchWriter:
         self._on_committed = on_committed
         self._name = name
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stop_at = 0.0
+        self._errors = ErrorLog(log)
 
     def start(self) -> None:
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then end the thread."""
+        """Write what is queued, then end the thread. While the database cannot write, give up after
+        `STOP_GRACE_S` and leave the rest unacknowledged."""
         if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=timeout)
+            self._stop_at = time.monotonic()
+            self._stopping.set()
+            deadline = self._stop_at + timeout
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                try:  # a full queue: the writer is stuck on an outage (and notices `_stopping`)
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
             self._thread = None
 
     def put(self, item: Received) -> None:
@@ -111,30 +128,78 @@ class BatchWriter:
             self._metrics.queue_depth.set(self._queue.qsize())
             started = time.perf_counter()
             result = self._write(batch)
+            if result is None:  # stopping while the database cannot write: nothing is acknowledged
+                log.warning("ingest stopped with %d messages unwritten; the broker keeps them", len(batch))
+                return
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
             if self._on_committed is not None:
-                self._on_committed(batch)
+                self._on_committed(batch, result)
             try:
                 self._account(result)
             except Exception:  # a metrics or hub failure must not stop ingest
                 log.exception("accounting for an ingest batch failed")
 
-    def _write(self, batch: list[Received]) -> WriteResult:
-        """Store the batch. A database outage: keep it and retry, never acknowledge what is unwritten.
-        Any other failure is the data's: halve the batch until the message that cannot be stored is
-        alone, and reject it (`store_error`) so it cannot stall everything behind it."""
+    def _write(self, batch: list[Received]) -> WriteResult | None:
+        """Store the batch (None: given up because the writer stops while the database cannot write).
+
+        An error that is not the data's fault (`db.faults`: read-only, connection lost, disk full,
+        locked, ...) keeps the batch and retries it with backoff, unacknowledged, for as long as it
+        lasts. An error the data causes halves the batch until the message that cannot be stored is
+        alone, and rejects it (`store_error`) so it cannot stall everything behind it."""
+        attempt = 0
+        failing_since = 0.0
         while True:
             try:
-                return self._store.write(batch)
-            except RETRYABLE:
-                log.exception("writing an ingest batch of %d failed; retrying in %.0f s", len(batch), RETRY_S)
-                time.sleep(RETRY_S)
-            except Exception:
-                if len(batch) == 1:
-                    log.exception("a message on %s cannot be stored; rejecting it", batch[0].topic)
-                    return WriteResult(rejected={"store_error": 1})
-                middle = len(batch) // 2
-                return _merge(self._write(batch[:middle]), self._write(batch[middle:]))
+                result = self._store.write(batch)
+            except Exception as err:
+                diagnosis = diagnose(err)
+                if not diagnosis.retry:
+                    return self._unstorable(batch, diagnosis)
+                if attempt == 0:
+                    failing_since = time.monotonic()
+                    self._metrics.write_failing.set(1)
+                attempt += 1
+                self._metrics.write_retries.labels(diagnosis.kind).inc()
+                delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                self._errors(
+                    diagnosis.kind,
+                    "the database cannot write now (%s: %s); %d messages kept unacknowledged, retrying",
+                    diagnosis.kind,
+                    diagnosis.detail,
+                    len(batch),
+                )
+                if not self._stopping.is_set():
+                    self._stopping.wait(delay)  # a stop cuts the wait short
+                elif time.monotonic() - self._stop_at > STOP_GRACE_S:
+                    return None
+                else:
+                    time.sleep(delay)
+                continue
+            if attempt:
+                self._metrics.write_failing.set(0)
+                unreported = self._errors.reset()
+                log.warning(
+                    "the database writes again after %.1f s and %d retries (%d not reported); ingest resumes",
+                    time.monotonic() - failing_since,
+                    attempt,
+                    unreported,
+                )
+            return result
+
+    def _unstorable(self, batch: list[Received], diagnosis: Diagnosis) -> WriteResult | None:
+        if len(batch) == 1:
+            self._errors(
+                f"data:{diagnosis.kind}",
+                "a message on %s cannot be stored (%s: %s); rejecting it as store_error",
+                batch[0].topic,
+                diagnosis.kind,
+                diagnosis.detail,
+            )
+            return WriteResult(rejected={"store_error": 1})
+        middle = len(batch) // 2
+        first = self._write(batch[:middle])
+        second = self._write(batch[middle:]) if first is not None else None
+        return _merge(first, second) if first is not None and second is not None else None
 
     def _account(self, result: WriteResult) -> None:
         metrics = self._metrics
@@ -146,6 +211,8 @@ class BatchWriter:
             metrics.rejected.labels(reason).inc(count)
         if result.duplicates:
             metrics.duplicates.inc(result.duplicates)
+        for flag, count in result.device_time.items():
+            metrics.device_time.labels(flag).inc(count)
         observe = metrics.latency.observe
         for latency in result.latencies_s:
             observe(latency)
@@ -159,9 +226,12 @@ def _add(into: dict[str, int], more: dict[str, int]) -> None:
 
 
 def _merge(a: WriteResult, b: WriteResult) -> WriteResult:
-    for mine, theirs in ((a.accepted, b.accepted), (a.stored, b.stored), (a.rejected, b.rejected)):
+    pairs = ((a.accepted, b.accepted), (a.stored, b.stored), (a.rejected, b.rejected))
+    for mine, theirs in (*pairs, (a.device_time, b.device_time)):
         _add(mine, theirs)
     a.duplicates += b.duplicates
     a.latencies_s.extend(b.latencies_s)
     a.notifications.extend(b.notifications)
+    for device_id, seqs in b.done.items():
+        a.done.setdefault(device_id, []).extend(seqs)
     return a

@@ -1,4 +1,10 @@
-"""Alarms: one open alarm per device and kind; events attach; ack/clear by users or automatically."""
+"""Alarms: one open alarm per device and kind; events attach; ack/clear by users or automatically.
+
+Alarm timing runs on the server's clock: an alarm's "normal since" is when the server received the
+first event saying the condition cleared, and auto-clear compares it with the server's time, so a
+device whose clock is wrong (unsynced, a wrong time server) can neither clear its alarms early nor
+keep them open. `opened_at` and `last_event_at` are the events' device times, for display.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +34,10 @@ class IncomingEvent:
     active: bool
     severity: str
     ts: datetime
+    """The device's time (display: `opened_at`, `last_event_at`)."""
+    received_at: datetime | None = None
+    """The server's time of receipt (alarm timing); None only for callers that have none (the ingest
+    of events and the drift monitor's telemetry rows always set it)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class AlarmTracker:
         if not event.active:
             if alarm is None:
                 return None, None
-            alarm.normal_since = alarm.normal_since or event.ts
+            alarm.normal_since = alarm.normal_since or event.received_at or event.ts
             return alarm.id, None
         if alarm is not None:
             alarm.event_count += 1
@@ -112,13 +122,14 @@ class AlarmTracker:
 
 
 def auto_clear(session: Session, clear_after_s: float, now: datetime | None = None) -> list[Alarm]:
-    """Clear alarms whose device has reported normal for `clear_after_s`."""
-    cutoff = (now or utc_now()) - timedelta(seconds=clear_after_s)
+    """Clear alarms whose device has reported normal for `clear_after_s` of server time."""
+    now = now or utc_now()
+    cutoff = now - timedelta(seconds=clear_after_s)
     alarms = list(
         session.scalars(select(Alarm).where(Alarm.cleared_at.is_(None), Alarm.normal_since <= cutoff))
     )
     for alarm in alarms:
-        alarm.cleared_at = now or utc_now()
+        alarm.cleared_at = now
         alarm.clear_reason = "auto"
         audit.record(
             session, alarm.org_id, None, "alarm.auto_clear", "alarm", alarm.id, device_id=alarm.device_id

@@ -191,7 +191,9 @@ class DriftWatch:
                 state.reason = verdict.reason
                 if state.consecutive < self.limits.consecutive and device_id not in open_alarms:
                     continue
-                incoming = IncomingEvent(row["org_id"], device_id, ALARM_KIND, True, "warning", row["ts"])
+                incoming = IncomingEvent(
+                    row["org_id"], device_id, ALARM_KIND, True, "warning", row["ts"], row.get("received_at")
+                )
                 _, change = tracker.apply(incoming, kinds=DRIFT_ALARM_KINDS)
                 open_alarms.add(device_id)
                 if change is not None and change.change == "opened":
@@ -201,7 +203,13 @@ class DriftWatch:
                 state.consecutive, state.out_since = 0, None
                 if device_id in open_alarms:
                     incoming = IncomingEvent(
-                        row["org_id"], device_id, ALARM_KIND, False, "warning", row["ts"]
+                        row["org_id"],
+                        device_id,
+                        ALARM_KIND,
+                        False,
+                        "warning",
+                        row["ts"],
+                        row.get("received_at"),
                     )
                     tracker.apply(incoming, kinds=DRIFT_ALARM_KINDS)
         return [(c.alarm.org_id, "alarm", _alarm_json(c, reason)) for c, reason in opened.values()]

@@ -24,6 +24,7 @@ from edgefleet.server.db.models import ModelDefault, ModelPackage, ModelRow
 from edgefleet.server.errors import ConflictError, NotFoundError, ServerError
 from edgefleet.server.schemas import FieldComparison, ModelComparison, ModelDetail, ModelPublic
 from edgefleet.server.services import audit
+from edgefleet.server.services.model_check import ModelCheckError, check_model
 from edgefleet.server.services.principal import Principal
 
 PACKAGE_PATH: Final = "/api/v1/ota/packages/{model_pk}"
@@ -95,6 +96,10 @@ def upload_model(session: Session, principal: Principal, upload: ModelUpload, *,
     org_id = principal.org_id
     if _find(session, org_id, card.model_id, card.model_version) is not None:
         raise ConflictError(f"model {card.model_id} version {card.model_version} is already in the registry")
+    try:  # last before signing: it loads the model in a child process
+        check_model(upload.tflite, card)
+    except ModelCheckError as err:
+        raise BadModelError(str(err)) from err
     signature, key_id = signing.sign(session, org_id, package, secret=secret)
     row = ModelRow(
         org_id=org_id,

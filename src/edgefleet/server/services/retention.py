@@ -1,5 +1,7 @@
 """Retention: delete raw events and telemetry older than each organization's retention period.
 
+Age is measured by the server's clock (`received_at`), never the device's `ts`: a device whose clock
+runs a year behind must not have what it sends deleted on arrival, nor one a year ahead keep it forever.
 Hourly telemetry rollups, alarms and the audit log are kept.
 """
 
@@ -32,11 +34,14 @@ def purge_expired(session: Session, now: datetime | None = None) -> Purged:
     ):
         event_cutoff = now - timedelta(days=event_days)
         events += _deleted(
-            session, delete(EventRow).where(EventRow.org_id == org_id, EventRow.ts < event_cutoff)
+            session,
+            delete(EventRow).where(EventRow.org_id == org_id, EventRow.received_at < event_cutoff),
         )
         telemetry_cutoff = now - timedelta(days=telemetry_days)
         telemetry += _deleted(
             session,
-            delete(TelemetryRow).where(TelemetryRow.org_id == org_id, TelemetryRow.ts < telemetry_cutoff),
+            delete(TelemetryRow).where(
+                TelemetryRow.org_id == org_id, TelemetryRow.received_at < telemetry_cutoff
+            ),
         )
     return Purged(events, telemetry)
