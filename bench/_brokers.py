@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgefleet.server.mosquitto import BROKER_SETTINGS
 
 # the documented settings (docs/server.md), from the one place the server keeps them
-MOSQUITTO_SETTINGS = tuple(line for line in BROKER_SETTINGS.splitlines() if line and not line.startswith("#"))
+# `use_username_as_clientid` is left out: this broker is anonymous (its publishers have no
+# usernames); the identity rules are tested in tests/security/test_mqtt_identity.py.
+MOSQUITTO_SETTINGS = tuple(
+    line
+    for line in BROKER_SETTINGS.splitlines()
+    if line and not line.startswith("#") and not line.startswith("use_username_as_clientid")
+)
 
 
 def free_port() -> int:

@@ -73,13 +73,13 @@ def test_seeding_is_idempotent_and_reprovisions_a_device_whose_secret_is_lost(tm
     specs = vibration_specs(3)
     ids = [s.id for s in specs]
 
-    first = seed_demo(sessions, "demo@example.com", "password-0123", specs, {}, 3600)
+    first = seed_demo(sessions, "demo@example.com", "demo-pw-Kq8-orbit-7", specs, {}, 3600)
     assert first.user_created and first.added == ids and first.reused == []
-    second = seed_demo(sessions, "demo@example.com", "password-0123", specs, first.secrets, 3600)
+    second = seed_demo(sessions, "demo@example.com", "demo-pw-Kq8-orbit-7", specs, first.secrets, 3600)
     assert not second.user_created and second.reused == ids and second.secrets == first.secrets
 
     lost = {k: v for k, v in first.secrets.items() if k != "demo-vib-0002"}
-    third = seed_demo(sessions, "demo@example.com", "another-password", specs, lost, 3600)
+    third = seed_demo(sessions, "demo@example.com", "another-pw-Tz3-river-5", specs, lost, 3600)
     assert (
         third.added == ["demo-vib-0002"] and third.secrets["demo-vib-0002"] != first.secrets["demo-vib-0002"]
     )
@@ -92,7 +92,7 @@ def test_seeding_is_idempotent_and_reprovisions_a_device_whose_secret_is_lost(tm
         }
         assert all(security.verify_device_secret(rows[i].secret_hash, third.secrets[i]) for i in ids)
         user = session.query(User).one()  # the password the demo prints is the one that works
-        assert security.verify_password(user.password_hash, "another-password")
+        assert security.verify_password(user.password_hash, "another-pw-Tz3-river-5")
     engine.dispose()
 
 

@@ -50,8 +50,9 @@ class AckDevice:
             clean_session=None if mqtt5 else not persistent,
         )
         self.client.max_inflight_messages_set(max_inflight)
-        if password is not None:
-            self.client.username_pw_set(device_id, password)
+        # its id as username too: Mosquitto with the documented settings (`use_username_as_clientid`)
+        # refuses clients without one, even where anonymous access is allowed
+        self.client.username_pw_set(device_id, password)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message

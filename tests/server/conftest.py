@@ -9,7 +9,10 @@ from fastapi.testclient import TestClient
 
 from edgefleet.server import ServerSettings, create_app
 
-SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+# Random-looking on purpose: the server refuses guessable secrets (about 128 bits needed).
+SECRET = "w-9Z-9b7DgM6kV2sSb4zBe6dWosxVLfkezYhh-AhAxMifuKV"
+OTHER_SECRET = "zx-ejejyndj-tW59FYlxspfh7BhL7Vkv9sMwohTSqSl7RSsF"
+INGEST_PASSWORD = "ts6JUW0kSiuU3g4lJdk4mOr-vPEHc-nc1boEwNEuiOFPvE9q"
 PASSWORD = "correct horse battery"
 
 
@@ -18,8 +21,10 @@ def make_settings(tmp_path: Path, **overrides: object) -> ServerSettings:
         "db_url": f"sqlite:///{tmp_path / 'server.db'}",
         "broker": "none",
         "secret_key": SECRET,
-        "ingest_password": "ingest-password-for-tests",
+        "ingest_password": INGEST_PASSWORD,
         "alarm_check_interval_s": 0.2,
+        "allow_signup": True,  # off by default outside demo mode; the tests sign up organizations
+        "operator_organization": 1,  # the first organization signed up reads /metrics
     }
     values.update(overrides)
     return ServerSettings.model_validate(values)

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from edgefleet.server import ServerSettings, create_app
 from edgefleet.server.errors import ConfigError
-from tests.server.conftest import PASSWORD, invite, make_settings, sign_up
+from tests.server.conftest import OTHER_SECRET, PASSWORD, invite, make_settings, sign_up
 
 
 def test_signup_creates_an_organization_with_its_owner(client: TestClient) -> None:
@@ -58,13 +58,13 @@ def test_wrong_password_and_garbage_tokens_are_401(client: TestClient) -> None:
 def test_token_signed_with_another_secret_is_refused(tmp_path: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path))) as first:
         account = sign_up(first, "dee@example.com")
-    other = make_settings(tmp_path, secret_key="another-secret-0123456789-abcdefghijklmnop")
+    other = make_settings(tmp_path, secret_key=OTHER_SECRET)
     with TestClient(create_app(other)) as second:
         assert second.get("/api/v1/auth/me", headers=account.headers).status_code == 401
 
 
 def test_login_is_rate_limited_per_account_and_per_address(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, login_max_failures_per_account=3, login_max_failures_per_address=5)
+    settings = make_settings(tmp_path, login_limits="3/5 minutes", login_limits_per_address="5/5 minutes")
     with TestClient(create_app(settings)) as client:
         sign_up(client, "ed@example.com")
         for _ in range(3):

@@ -7,13 +7,15 @@ from typer.testing import CliRunner
 
 from edgefleet.cli.main import app
 from edgefleet.server.admin import create_user
+from edgefleet.server.settings import DEFAULT_SECRET
+from tests.server.conftest import PASSWORD
 
 runner = CliRunner()
 
 
 def test_user_create_makes_an_organization_then_adds_to_it(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    args = ["server", "user", "create", "--db", db, "--organization", "Mill", "--password", "0123456789ab"]
+    args = ["server", "user", "create", "--db", db, "--organization", "Mill", "--password", PASSWORD]
     first = runner.invoke(app, [*args, "--email", "Ann@Example.com"])
     assert first.exit_code == 0, first.output
     assert "owner of 'Mill'" in first.output
@@ -29,7 +31,7 @@ def test_user_create_makes_an_organization_then_adds_to_it(tmp_path: Path) -> No
 
 def test_created_user_can_log_in_through_the_service(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'svc.db'}"
-    created = create_user(db, "eve@example.com", "0123456789ab", "viewer", "Plant")
+    created = create_user(db, "eve@example.com", PASSWORD, "viewer", "Plant")
     assert created.role == "owner" and created.org_name == "Plant"
 
 
@@ -51,6 +53,8 @@ def test_certs_issue_a_ca_server_and_device_certificates(tmp_path: Path) -> None
 
 
 def test_serving_with_default_secrets_is_refused(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["server", "--db", f"sqlite:///{tmp_path / 's.db'}", "--broker", "none"])
+    """Given explicitly (unset, `edgefleet server` generates its own: tests/security/test_secrets.py)."""
+    command = ["server", "--db", f"sqlite:///{tmp_path / 's.db'}", "--broker", "none"]
+    result = runner.invoke(app, command, env={"EDGEFLEET_SECRET_KEY": DEFAULT_SECRET})
     assert result.exit_code == 2
     assert "SECRET_KEY" in result.output

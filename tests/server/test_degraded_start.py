@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet.contracts import Channel, encode, topic_for
 from tests.server import seed
-from tests.server.conftest import PASSWORD, SECRET
+from tests.server.conftest import INGEST_PASSWORD, PASSWORD, SECRET
 from tests.server.tcp_proxy import TcpProxy
 from tests.support.services import MosquittoBroker, PostgresDatabase, free_port
 
@@ -61,7 +61,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[[str, str], ServerProcess]
         env = {
             **os.environ,
             "EDGEFLEET_SECRET_KEY": SECRET,
-            "EDGEFLEET_INGEST_PASSWORD": "ingest-password-for-tests",
+            "EDGEFLEET_INGEST_PASSWORD": INGEST_PASSWORD,
+            "EDGEFLEET_ALLOW_SIGNUP": "true",
             "EDGEFLEET_LOG_LEVEL": "INFO",
             "COLUMNS": "200",
         }

@@ -19,11 +19,11 @@ from edgefleet.contracts import Channel, encode, topic_for
 from edgefleet.server import create_app
 from edgefleet.server.broker import DeviceAuthority, EmbeddedBroker, _matches
 from tests.server import seed
-from tests.server.conftest import make_settings, sign_up
+from tests.server.conftest import INGEST_PASSWORD, make_settings, sign_up
 from tests.server.mqtt_helpers import wait_until
 from tests.support.services import free_port
 
-INGEST_USER, INGEST_PASSWORD = "edgefleet-ingest", "ingest-password-for-tests"
+INGEST_USER = "edgefleet-ingest"
 
 
 def _connect(

@@ -1,4 +1,5 @@
-"""`/metrics`: Prometheus text for the scrape token and for admins, nobody else."""
+"""`/metrics`: Prometheus text for the scrape token and for the operator organization's admins (the
+tests' first organization, `make_settings`), nobody else."""
 
 from pathlib import Path
 

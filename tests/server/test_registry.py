@@ -21,7 +21,7 @@ from edgefleet.server.errors import ConflictError
 from edgefleet.server.services import accounts, registry
 from edgefleet.server.services.principal import Principal
 from tests.server import registry_kit as kit
-from tests.server.conftest import Account, invite, make_settings, sign_up
+from tests.server.conftest import OTHER_SECRET, PASSWORD, Account, invite, make_settings, sign_up
 
 
 @pytest.fixture
@@ -311,7 +311,7 @@ def test_the_signing_key_is_stable_and_needs_the_servers_secret(
         assert (claim["ota_key_id"], claim["ota_public_key"]) == (first["key_id"], first["public_key"])
     with TestClient(create_app(settings)) as client:  # a restart keeps the key
         assert _signing_key(client, owner) == first
-    changed = make_settings(tmp_path, secret_key="another-secret-0123456789-abcdefghijklmnop")
+    changed = make_settings(tmp_path, secret_key=OTHER_SECRET)
     app = create_app(changed)
     with TestClient(app), app.state.edgefleet.sessions() as session:
         with pytest.raises(signing.SigningError, match="EDGEFLEET_SECRET_KEY differs"):
@@ -335,7 +335,7 @@ def sessions(
         org = Organization(name=f"registry-{uuid.uuid4().hex[:8]}")
         session.add(org)
         session.flush()
-        user = accounts.create_user(session, org.id, f"{org.name}@plant.example", "x" * 12, "owner")
+        user = accounts.create_user(session, org.id, f"{org.name}@plant.example", PASSWORD, "owner")
         principal = Principal(user, via="session")
     yield factory, principal
     with transaction(factory) as session:

@@ -1,5 +1,6 @@
 """`edgefleet server`: the API, ingest and embedded broker, and admin commands."""
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -7,6 +8,7 @@ import typer
 
 from edgefleet.cli.console import console, fail
 
+log = logging.getLogger(__name__)
 app = typer.Typer(help="Server: start API + ingest (+ embedded broker); admin commands.")
 
 DbOption = Annotated[
@@ -45,7 +47,10 @@ def serve(
     ] = None,
     demo: Annotated[
         bool | None,
-        typer.Option("--demo/--no-demo", help="Allow the built-in default secrets (never in production)."),
+        typer.Option(
+            "--demo/--no-demo",
+            help="Open sign-up; the built-in default secrets are allowed on loopback only.",
+        ),
     ] = None,
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard at /.")
@@ -59,20 +64,54 @@ def serve(
     from edgefleet.dashboard import create_dashboard_app
     from edgefleet.server import ServerError, create_app
 
-    settings = _settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port)
+    settings = _with_secrets(_settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port))
     if "public_url" not in settings.model_fields_set:  # model manifests point devices at this server
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
     try:
-        settings.require_safe()
+        settings.require_safe(http_host=host)
         app = create_dashboard_app(settings) if dashboard else create_app(settings)
     except ServerError as err:
         fail(str(err), code=2)
+    if settings.demo and not settings.loopback_only(host):
+        console.print(
+            f"[yellow]demo mode on {host}: anyone who reaches it may sign up an organization[/yellow]"
+        )
     ui = "dashboard at /, " if dashboard else ""
     console.print(
         f"edgefleet server on http://{host}:{port} ({ui}API docs at /docs), broker: {settings.broker}"
     )
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None, **settings.uvicorn_proxy_options())
+
+
+def _with_secrets(settings: Any) -> Any:
+    """The settings with generated secrets for those not given (EDGEFLEET_SECRET_KEY,
+    EDGEFLEET_INGEST_PASSWORD): made on the first start, kept 0600 in `settings.generated_secrets_path`
+    and reused after. The built-in defaults are never used."""
+    from pydantic import SecretStr
+
+    from edgefleet.server.security import SECRET_FIELDS, SecretsFileError, load_or_create_secrets
+
+    missing = [name for name in SECRET_FIELDS if name not in settings.model_fields_set]
+    if not missing:
+        return settings
+    path = settings.generated_secrets_path.resolve()
+    try:
+        stored, created = load_or_create_secrets(path)
+    except SecretsFileError as err:
+        fail(str(err), code=2)
+    names = ", ".join(f"EDGEFLEET_{name.upper()}" for name in missing)
+    if created:
+        log.warning(
+            "generated %s into %s (mode 0600); keep it with the database: the organizations' model "
+            "signing keys are sealed with the secret key",
+            names,
+            path,
+        )
+        console.print(f"generated {names} into {path} (0600; keep it with the database)")
+    else:
+        log.info("using %s from %s", names, path)
+    return settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
 
 
 @app.command()

@@ -34,9 +34,19 @@ def _back(page: str, error: str, email: str = "") -> RedirectResponse:
     return RedirectResponse(target, status_code=303)
 
 
-def _signed_in(context: ServerContext, user: User, to: str) -> RedirectResponse:
-    response = RedirectResponse(to if to.startswith("/") and not to.startswith("//") else "/", 303)
-    start_session(context, user, response)
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path on this server, else "/": never another site (`//evil.example`,
+    `/\\evil.example`, which browsers read as `//`), never whitespace, quotes or control characters."""
+    if not target or len(target) > 2048 or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return "/"
+    if any(c.isspace() or c in "\\\"'<>`" or ord(c) < 32 or ord(c) == 127 for c in target):
+        return "/"
+    return target
+
+
+def _signed_in(context: ServerContext, request: Request, user: User, to: str) -> RedirectResponse:
+    response = RedirectResponse(safe_next(to), 303)
+    start_session(context, user, response, request)
     return response
 
 
@@ -66,7 +76,7 @@ def login_form(
         return _back("/login", f"too many failed logins; try again in {err.retry_after:.0f} s", email)
     except AuthError as err:
         return _back("/login", str(err), email)
-    return _signed_in(context, user, next)
+    return _signed_in(context, request, user, next)
 
 
 @router.post("/signup")
@@ -89,7 +99,7 @@ def signup_form(
     except ConflictError as err:
         return _back("/signup", str(err), email)
     log.info("organization %r signed up", body.organization)
-    return _signed_in(context, user, "/")
+    return _signed_in(context, request, user, "/")
 
 
 @router.post("/invite")
@@ -106,11 +116,12 @@ def invite_form(
             user = accounts.accept_invite(session, body.token, body.password)
     except (AuthError, ConflictError) as err:
         return _back("/invite", str(err))
-    return _signed_in(context, user, "/")
+    return _signed_in(context, request, user, "/")
 
 
 @router.post("/logout")
 def logout_form(request: Request) -> RedirectResponse:
+    """End this session on the server (its token is revoked), not only in this browser."""
     response = RedirectResponse("/login", status_code=303)
-    end_session(_context(request), response)
+    end_session(_context(request), request, response)
     return response

@@ -1,6 +1,9 @@
 """Chart definitions as plain data: inline SVG sparklines and ECharts options (axes with units).
 
-Pure functions of the data, so they are tested without a browser."""
+Pure functions of the data, so they are tested without a browser. What devices, users and model cards
+wrote (device ids, kinds, model versions) goes into data fields (`name`, categories, series names),
+never into a `formatter` template, and no option key starts with ":" (NiceGUI evaluates those as
+JavaScript); ECharts escapes names in its HTML tooltips."""
 
 import math
 from collections.abc import Mapping, Sequence
@@ -226,7 +229,7 @@ def _version_marks(series: Sequence[VersionSeries]) -> list[dict[str, Any]]:
         {
             "xAxis": _ms(s.points[0].ts),
             "name": f"→ {s.model_version}",
-            "label": {"formatter": f"→ {s.model_version}"},
+            "label": {"formatter": "{b}"},  # the name, as data: no text of a card in a template
         }
         for s in series[1:]
         if s.points

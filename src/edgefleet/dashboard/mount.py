@@ -30,7 +30,16 @@ def mount_dashboard(app: FastAPI) -> None:
         reconnect_timeout=10.0,
         # The UI's own session storage is unused (sign-in is the server's cookie), but NiceGUI wants a key.
         storage_secret=context.settings.secret_key.get_secret_value(),
+        # its cookie too is Secure when the session cookie is (finding 7)
+        session_middleware_kwargs={"https_only": _https_only(context)},
     )
+
+
+def _https_only(context: ServerContext) -> bool:
+    settings = context.settings
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    return settings.public_url.lower().startswith("https://")
 
 
 def create_dashboard_app(settings: ServerSettings | None = None) -> FastAPI:

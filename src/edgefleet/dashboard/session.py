@@ -8,7 +8,8 @@ from typing import TypeVar
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from edgefleet.server.api.deps import principal_from_token
+from edgefleet.server import security
+from edgefleet.server.api.deps import principal_from_token, session_user
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db import transaction
 from edgefleet.server.db.models import Organization, User
@@ -28,6 +29,8 @@ class Viewer:
     email: str
     role: str
     org_name: str
+    claims: security.TokenClaims | None = None
+    """The session the page was opened with: its actions stop when it ends (logout, password change)."""
 
     def can(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -41,8 +44,13 @@ def _viewer_from_token(context: ServerContext, token: str | None) -> Viewer | No
             user = principal_from_token(session, context, token).user
         except AuthError:
             return None
+        claims = None if security.is_api_key(token) else _claims(context, token)
         org = session.get(Organization, user.org_id)
-        return Viewer(user.id, user.org_id, user.email, user.role, org.name if org else "")
+        return Viewer(user.id, user.org_id, user.email, user.role, org.name if org else "", claims)
+
+
+def _claims(context: ServerContext, token: str) -> security.TokenClaims:
+    return security.read_token(context.settings.secret_key.get_secret_value(), token)
 
 
 async def viewer_of(context: ServerContext, request: Request) -> Viewer | None:
@@ -51,10 +59,13 @@ async def viewer_of(context: ServerContext, request: Request) -> Viewer | None:
 
 
 def principal_of(session: Session, viewer: Viewer) -> Principal:
-    """The viewer's current rights, read again from the database."""
+    """The viewer's current rights, read again from the database; refused once the page's session
+    ended (logged out in another tab, the password changed)."""
     user = session.get(User, viewer.user_id)
     if user is None or not user.is_active or user.org_id != viewer.org_id:
         raise AuthError("your account was removed or disabled; sign in again")
+    if viewer.claims is not None:
+        session_user(session, viewer.claims)
     return Principal(user, via="session")
 
 

@@ -8,6 +8,7 @@ answers, and the ingest connects once the broker does.
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,10 +17,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from edgefleet.server.api import browser_security
 from edgefleet.server.api.routes import (
     alarms,
     auth,
@@ -50,7 +54,8 @@ from edgefleet.server.errors import (
 from edgefleet.server.health import Health
 from edgefleet.server.hub import Hub
 from edgefleet.server.metrics import Metrics
-from edgefleet.server.ratelimit import LoginRateLimiter
+from edgefleet.server.ratelimit import LimiterUnavailableError, LoginRateLimiter
+from edgefleet.server.security import WeakPasswordError
 from edgefleet.server.services import alarms as alarm_service
 from edgefleet.server.services import retention
 from edgefleet.server.services.queries import BadQueryError
@@ -68,6 +73,8 @@ API_PREFIX = "/api/v1"
 START_RETRY_MAX_S = 10.0
 """Backoff cap of the start-up's attempts to reach the database (and to start the ingest)."""
 _STATUS = {
+    WeakPasswordError: 422,  # a ConflictError for the dashboard's forms; the API says 422
+    LimiterUnavailableError: 503,
     NotFoundError: 404,
     ConflictError: 409,
     AuthError: 401,
@@ -110,7 +117,51 @@ async def _server_error(_request: Request, err: Exception) -> Response:
         headers = {"WWW-Authenticate": "Bearer"}
     if status == 500:
         log.error("unhandled server error: %s", err)
-    return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
+    return JSONResponse({"detail": _json_safe(str(err))}, status_code=status, headers=headers)
+
+
+# --- bad input: a 4xx that says what is wrong, never a 500 ------------------------------------------
+def _json_safe(value: Any) -> Any:
+    """`value` with what JSON cannot carry made printable: NaN and infinities (Python's JSON parser
+    accepts them, so a 422 echoing them could not be sent) and unpaired surrogates."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _invalid_request(_request: Request, err: Exception) -> Response:
+    assert isinstance(err, RequestValidationError)
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(err.errors()))}, status_code=422)
+
+
+async def _out_of_range(request: Request, err: Exception) -> Response:
+    """What validation let through but the database or the calendar cannot hold (a number past 64
+    bits, a date before year 1 once converted): the request's fault."""
+    log.info("%s %s: a value is out of range (%s)", request.method, request.url.path, err)
+    return JSONResponse({"detail": f"a value in the request is out of range: {err}"}, status_code=422)
+
+
+async def _not_unicode(request: Request, err: Exception) -> Response:
+    log.info("%s %s: text that is not valid Unicode (%s)", request.method, request.url.path, err)
+    return JSONResponse(
+        {"detail": "the request has text that is not valid Unicode (an unpaired surrogate)"}, status_code=422
+    )
+
+
+async def _database_refused_value(request: Request, err: Exception) -> Response:
+    """The database refused a value of the request (PostgreSQL: a NUL character in text, a number or
+    time out of its range): 422, not a 500."""
+    log.info("%s %s: the database refused a value: %s", request.method, request.url.path, err.args[:1])
+    return JSONResponse(
+        {"detail": "the database cannot store a value of this request (out of range or not text)"},
+        status_code=422,
+    )
 
 
 def _database_errors() -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -143,9 +194,13 @@ def build_context(settings: ServerSettings) -> ServerContext:
         engine=engine,
         sessions=make_sessionmaker(engine),
         limiter=LoginRateLimiter(
-            settings.login_max_failures_per_account,
-            settings.login_max_failures_per_address,
-            settings.login_window_s,
+            settings.login_limits,
+            settings.login_limits_per_address,
+            settings.login_limits_per_account,
+            settings.signup_limits,
+            storage_url=settings.ratelimit_url,
+            prefix=settings.ratelimit_prefix,
+            memory_max_keys=settings.ratelimit_memory_max_keys,
         ),
         hub=Hub(settings.stream_buffer),
         metrics=Metrics(),
@@ -311,6 +366,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.health = health = Health(context)
     app.add_exception_handler(ServerError, _server_error)
     app.add_exception_handler(SQLAlchemyError, _database_errors())
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(UnicodeEncodeError, _not_unicode)
+    app.add_exception_handler(DataError, _database_refused_value)
+    browser_security.install(app, settings)  # CSRF origin check, security headers, no tokens in logs
     app.include_router(api_router())
     app.include_router(metrics_route.router)  # /metrics: scrape token or admin
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError
@@ -29,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import COMMAND_CHANNELS, DEVICE_CHANNELS, TOPIC_PREFIX
+from edgefleet.contracts.base import MAX_PAYLOAD_BYTES
 from edgefleet.server import security
 from edgefleet.server.db.models import Device
 from edgefleet.server.errors import BrokerError
@@ -37,7 +39,12 @@ log = logging.getLogger(__name__)
 _AUTHORITIES: dict[str, "DeviceAuthority"] = {}
 OUTGOING_WINDOW = 100
 """QoS 1/2 messages in flight to one client at a time (Mosquitto's default is 20)."""
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
+"""The largest MQTT packet a client may send: a device message (at most 64 KiB) with room for its topic
+and header. A larger one is refused before it is read, and its connection closed (amqtt would read
+whatever length a client declares into memory, several times over)."""
 PUBLISH_ATTEMPTS = 5
+_DUMMY_DEVICE_HASH = security.hash_device_secret("edgefleet-dummy-device-secret")
 Tap = Callable[[str, bytes], Awaitable[None]]
 
 
@@ -50,6 +57,25 @@ def _matches(topic_filter: str, topic: str) -> bool:
         if i >= len(parts) or (level != "+" and level != parts[i]):
             return False
     return len(parts) == len(pattern)
+
+
+class PacketTooLargeError(AMQTTError):  # type: ignore[misc]
+    """A client sent a packet over `MAX_PACKET_BYTES`: its connection is closed."""
+
+
+class _BoundedReader(StreamReaderAdapter):  # type: ignore[misc]
+    """amqtt reads a packet's body in one `read(n)` of the length its header declares: refuse any read
+    longer than a whole packet may be, before the bytes are buffered."""
+
+    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
+        super().__init__(reader)
+        self._limit = limit
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._limit:
+            raise PacketTooLargeError(f"a packet over {self._limit} bytes")
+        data: bytes = await super().read(n)
+        return data
 
 
 class DeviceAuthority:
@@ -73,11 +99,10 @@ class DeviceAuthority:
             row = session.execute(
                 select(Device.secret_hash, Device.revoked_at).where(Device.id == username)
             ).first()
-        return (
-            row is not None
-            and row.revoked_at is None
-            and security.verify_device_secret(row.secret_hash, password)
-        )
+        stored = row.secret_hash if row is not None and row.revoked_at is None else None
+        # The same work for unknown and revoked devices, so timing does not say which ids exist.
+        matches = security.verify_device_secret(stored or _DUMMY_DEVICE_HASH, password)
+        return stored is not None and matches
 
     def allowed(self, username: str | None, topic: str, action: Action) -> bool:
         if username is None:
@@ -127,6 +152,20 @@ class FleetBroker(Broker):  # type: ignore[misc]
         self.authority = authority
         self.tap: Tap | None = None
         self._windows: dict[str, asyncio.Semaphore] = {}
+
+    # --- packet size ----------------------------------------------------------------------------
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        """amqtt's TCP entry, with packets limited to `MAX_PACKET_BYTES` (see `_BoundedReader`)."""
+        bounded = _BoundedReader(reader, MAX_PACKET_BYTES)
+        try:
+            await self._client_connected(listener_name, bounded, StreamWriterAdapter(writer))
+        except PacketTooLargeError as err:  # while connecting: amqtt gives up on the client
+            log.warning("broker closed a connection: %s", err)
+        finally:
+            if not writer.is_closing():
+                writer.close()
 
     # --- ACL ------------------------------------------------------------------------------------
     async def _topic_filtering(self, session: MqttSession, topic: str, action: Action) -> bool:

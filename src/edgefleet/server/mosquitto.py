@@ -41,19 +41,33 @@ autosave_interval 30
 # Devices keep persistent sessions (their `ack` and `cmd` subscriptions survive a reconnect); a
 # session of a device gone for good would otherwise be kept, with its queued messages, forever.
 persistent_client_expiration 14d
+# Every client's id is its username: a device cannot connect under the ingest's or another device's
+# client id, which would disconnect that client and take over its session. Anonymous clients are
+# refused; each ingest worker connects with its own username (EDGEFLEET_INGEST_USERNAME).
+use_username_as_clientid true
+# Refuse a packet over 68 KiB (a device message is at most 64 KiB) before reading it, and close the
+# connection; the default (256 MiB) makes the broker buffer whatever a client declares.
+max_packet_size 69632
 """
 """Mosquitto settings for the ingest, comments included; add `persistence_location` and listeners."""
 
 
-def acl_text(ingest_username: str) -> str:
-    """The ingest client reads device channels and writes server -> device ones (`cmd`, `ota/cmd`, `ack`);
+def acl_text(*ingest_usernames: str) -> str:
+    """The ingest clients read device channels and write server -> device ones (`cmd`, `ota/cmd`, `ack`);
     `%u` (a device) writes its own device channels and reads only its own server -> device topics."""
-    return "\n".join(
-        [
-            f"user {ingest_username}",
+    ingest = [
+        line
+        for name in ingest_usernames
+        for line in (
+            f"user {name}",
             *(f"topic read {TOPIC_PREFIX}/+/{c.value}" for c in DEVICE_CHANNELS),
             *(f"topic write {TOPIC_PREFIX}/+/{c.value}" for c in COMMAND_CHANNELS),
             "",
+        )
+    ]
+    return "\n".join(
+        [
+            *ingest,
             *(f"pattern write {TOPIC_PREFIX}/%u/{c.value}" for c in DEVICE_CHANNELS),
             *(f"pattern read {TOPIC_PREFIX}/%u/{c.value}" for c in COMMAND_CHANNELS),
             "",
@@ -85,8 +99,13 @@ class MosquittoSync:
                 .where(Device.secret_hash.is_not(None), Device.revoked_at.is_(None))
                 .order_by(Device.id)
             ).all()
-        lines = [f"{self._settings.ingest_username}:{self._ingest_hash}"]
-        lines += [f"{device_id}:{secret_hash}" for device_id, secret_hash in rows]
+        ingest = self._settings.mqtt_ingest_usernames
+        lines = [f"{name}:{self._ingest_hash}" for name in ingest]
+        for device_id, secret_hash in rows:
+            if self._settings.reserved_device_id(device_id):
+                log.error("device %r is not written to the Mosquitto password file: reserved name", device_id)
+                continue
+            lines.append(f"{device_id}:{secret_hash}")
         return "\n".join(lines) + "\n"
 
     def sync(self) -> None:
@@ -94,7 +113,7 @@ class MosquittoSync:
         with self._lock:
             _write_atomic(self._password_file, self.password_text())
             if self._acl_file:
-                _write_atomic(self._acl_file, acl_text(self._settings.ingest_username))
+                _write_atomic(self._acl_file, acl_text(*self._settings.mqtt_ingest_usernames))
             self._reload()
 
     def _reload(self) -> None:

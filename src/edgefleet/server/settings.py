@@ -1,10 +1,13 @@
 """Settings of the server process: one class, environment prefix `EDGEFLEET_`."""
 
-from typing import Literal, Self
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from edgefleet.server.errors import ConfigError
 
@@ -25,20 +28,49 @@ class ServerSettings(BaseSettings):
     broker: str = EMBEDDED
     """`embedded` (amqtt in this process), `mqtt://host:port` or `mqtts://host:port`, or `none`."""
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
-    """Signs session tokens. At least 32 characters outside demo mode."""
+    """Signs session tokens and seals the organizations' signing keys. About 128 bits or more (random,
+    e.g. `secrets.token_urlsafe(48)`); the default only in demo mode on loopback."""
     jwt_ttl_s: int = Field(default=12 * 3600, gt=0)
     cookie_name: str = "edgefleet_session"
-    cookie_secure: bool = False
-    """Set on HTTPS deployments so browsers send the session cookie over TLS only."""
+    cookie_secure: bool | None = None
+    """The session cookie's `Secure` flag (sent over TLS only). Unset: on when `public_url` is https or
+    the request came over TLS (directly, or `X-Forwarded-Proto` from a trusted proxy); true/false force it."""
+    trusted_origins: list[str] = Field(default_factory=list)
+    """Origins (`https://host[:port]`) besides the request's own and `public_url`'s from which a browser
+    may post to this server with its session cookie (sign-in forms, logout, cookie-authenticated
+    changes); everything else is refused as cross-site request forgery."""
     claim_token_ttl_s: int = Field(default=24 * 3600, gt=0)
     invite_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
 
-    login_max_failures_per_account: int = Field(default=5, gt=0)
-    login_max_failures_per_address: int = Field(default=20, gt=0)
-    login_window_s: float = Field(default=300.0, gt=0)
+    # Sign-in and sign-up rate limits (server/ratelimit.py): `limits` strings, several windows with ";"
+    login_limits: str = "5/5 minutes;20/hour;100/day"
+    """Attempts per account and client address, taken before the password is checked; a success
+    clears them."""
+    login_limits_per_address: str = "20/5 minutes;200/day"
+    """Failed sign-ins per client address, over all accounts."""
+    login_limits_per_account: str = "20/5 minutes;200/day"
+    """Attempts per account from addresses that have not signed in to it in the last 30 days."""
+    signup_limits: str = "10/hour;50/day"
+    """Sign-ups per client address."""
+    ratelimit_url: str | None = None
+    """`redis://host:6379/0`: limits shared by every server process. Unset: in this process's memory."""
+    ratelimit_prefix: str = "edgefleet"
+    """Key prefix in the limiter's storage (servers sharing a Redis and a database share it)."""
+    ratelimit_memory_max_keys: int = Field(default=100_000, ge=100)
+    """Keys the in-memory limiter keeps at most (about 1 KB each); the nearest to expiry go first."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (`10.0.0.0/8`) of reverse proxies in front of this server: only from these
+    does `X-Forwarded-For` name the client (rate limits) and `X-Forwarded-Proto` the scheme. None by
+    default."""
 
     # MQTT
     ingest_username: str = "edgefleet-ingest"
+    """The ingest's MQTT username. On Mosquitto (`use_username_as_clientid`, BROKER_SETTINGS) it is also
+    the ingest's client id and session: each ingest worker sharing a broker needs its own."""
+    ingest_usernames: list[str] = Field(default_factory=list)
+    """Every ingest worker's username on this broker, for the generated Mosquitto password and ACL files
+    (the process that writes them must know all); default: [INGEST_USERNAME]. Device ids cannot be any
+    of them, nor start with `edgefleet-ingest`."""
     ingest_password: SecretStr = SecretStr(DEFAULT_INGEST_PASSWORD)
     ingest_client_id: str = "edgefleet-ingest-1"
     ingest_group: str = "edgefleet-ingest"
@@ -88,12 +120,20 @@ class ServerSettings(BaseSettings):
     """Telemetry reports before the update that make a device's baseline."""
 
     metrics_token: SecretStr | None = None
-    """Prometheus scrape token: `Authorization: Bearer <it>` reads /metrics (so do admins and owners)."""
+    """Prometheus scrape token: `Authorization: Bearer <it>` reads /metrics."""
+    operator_organization: int | None = None
+    """The organization (id) that runs this server: its admins and owners also read /metrics, whose
+    figures cover every tenant. Unset: only the scrape token does."""
 
     stream_buffer: int = Field(default=10_000, gt=0)
     """Messages the real-time hub keeps so a reconnecting client can resume."""
-    allow_signup: bool = True
-    """Anyone may create an organization (off: owners invite users, admins use the CLI)."""
+    allow_signup: bool = False
+    """Anyone may create an organization and become its owner. Unset: on in demo mode only; otherwise
+    owners invite users and the operator creates organizations (`edgefleet server user create`)."""
+    secrets_file: str | None = None
+    """Where `edgefleet server` keeps the secrets it generates when EDGEFLEET_SECRET_KEY or
+    EDGEFLEET_INGEST_PASSWORD is not given (mode 0600). Default: beside the SQLite database
+    (`<database>.secrets.json`), or `edgefleet-secrets.json` in the working directory for PostgreSQL."""
     public_url: str = "http://127.0.0.1:8000"
     """The server's URL as devices reach it; model manifests point their downloads here.
     `edgefleet server` sets it from --host/--port unless EDGEFLEET_PUBLIC_URL is given."""
@@ -118,17 +158,97 @@ class ServerSettings(BaseSettings):
             raise ValueError(
                 f"db_url must be a sqlite:// or postgresql:// SQLAlchemy URL, not {self.db_url!r}"
             )
+        self._check_limits()
+        if "allow_signup" not in self.model_fields_set:
+            self.allow_signup = self.demo
         return self
 
-    def require_safe(self) -> None:
-        """Refuse default or weak secrets outside demo mode (called when the app starts)."""
-        if self.demo:
+    def _check_limits(self) -> None:
+        from limits import parse_many
+
+        for name in ("login_limits", "login_limits_per_address", "login_limits_per_account", "signup_limits"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError as err:
+                raise ValueError(
+                    f"{name} must be like '5/5 minutes;20/hour', not {getattr(self, name)!r}"
+                ) from err
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as err:
+                raise ValueError(f"trusted_proxies: {proxy!r} is not an address or network") from err
+        if self.ratelimit_url and urlsplit(self.ratelimit_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"ratelimit_url must be a redis:// URL, not {self.ratelimit_url!r}")
+
+    @property
+    def mqtt_ingest_usernames(self) -> list[str]:
+        """The ingest workers' MQTT usernames (`ingest_usernames`, or this server's own)."""
+        names = self.ingest_usernames or [self.ingest_username]
+        return list(dict.fromkeys([self.ingest_username, *names]))
+
+    def reserved_device_id(self, device_id: str) -> bool:
+        """A device id that would be an ingest worker's MQTT username (and so its rights and session)."""
+        folded = device_id.lower()
+        return folded.startswith("edgefleet-ingest") or folded in {
+            name.lower() for name in self.mqtt_ingest_usernames
+        }
+
+    @property
+    def generated_secrets_path(self) -> Path:
+        """Where `edgefleet server` keeps generated secrets (see `secrets_file`)."""
+        if self.secrets_file:
+            return Path(self.secrets_file)
+        url = make_url(self.db_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = Path(url.database)
+            return database.with_name(database.name + ".secrets.json")
+        return Path("edgefleet-secrets.json")
+
+    def uvicorn_proxy_options(self) -> dict[str, Any]:
+        """uvicorn's proxy-header options: `X-Forwarded-For`/`-Proto` from `trusted_proxies` only (uvicorn
+        trusts 127.0.0.1 by default, which would let any local process pick its rate-limit address)."""
+        if not self.trusted_proxies:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": list(self.trusted_proxies)}
+
+    def loopback_only(self, http_host: str | None = None) -> bool:
+        """Whether only this machine can reach the server: the HTTP bind address (when known) and the
+        embedded broker's are loopback."""
+        hosts = [http_host] if http_host is not None else []
+        if self.broker_mode == "embedded":
+            hosts.append(self.embedded_host)
+        return all(_is_loopback(host) for host in hosts)
+
+    def require_safe(self, http_host: str | None = None) -> None:
+        """Refuse published or guessable secrets (when the app starts, and in `edgefleet server` with its
+        bind address): the secret key and the ingest password need about 128 bits (`security.weak_secret`).
+        Demo mode may use the built-in defaults only while nothing but this machine can reach it."""
+        from edgefleet.server.security import weak_secret
+
+        if self.demo and self.loopback_only(http_host):
             return
-        secret = self.secret_key.get_secret_value()
-        if secret == DEFAULT_SECRET or len(secret) < 32:
+        known = (DEFAULT_SECRET, DEFAULT_INGEST_PASSWORD)
+        problems = []
+        if reason := weak_secret(self.secret_key.get_secret_value(), known):
+            problems.append(f"EDGEFLEET_SECRET_KEY {reason}")
+        if self.broker_mode != "none" and (
+            reason := weak_secret(self.ingest_password.get_secret_value(), known)
+        ):
+            problems.append(f"EDGEFLEET_INGEST_PASSWORD {reason}")
+        if problems:
+            where = "demo mode off loopback" if self.demo else "outside demo mode"
             raise ConfigError(
-                "EDGEFLEET_SECRET_KEY is the default or shorter than 32 characters; set a random one "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))') or use demo mode"
+                f"{'; '.join(problems)} ({where}). Set random ones "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), or leave them unset and "
+                "`edgefleet server` generates them (kept 0600 beside the database)"
             )
-        if self.broker_mode != "none" and self.ingest_password.get_secret_value() == DEFAULT_INGEST_PASSWORD:
-            raise ConfigError("EDGEFLEET_INGEST_PASSWORD is the default; set a random one or use demo mode")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -41,8 +41,9 @@ def server(tmp_path: Path, mosquitto: MosquittoBroker) -> Iterator[str]:
         {
             "db_url": f"sqlite:///{tmp_path / 'server.db'}",
             "broker": mosquitto.url,
-            "secret_key": "e2e-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "ingest_password": "e2e-ingest-password",
+            "secret_key": "AM1VDnBa3iidtmy6TuDX-KIWqCh8WF6z0-6N-uZSuqRb9YCk",
+            "ingest_password": "Hq3-tzP8wLk0vRn6sYb2XcJ9mDf4gUa7eTi1oWq5NyKrBvZs",
+            "allow_signup": True,
         }
     )
     port = free_port()

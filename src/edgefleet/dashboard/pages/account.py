@@ -162,7 +162,9 @@ def _members_card(
     ui.label("Members").classes("font-semibold")
     owner = viewer.can("owner")
     for user in users:
-        with ui.row().classes("items-center gap-3").props(f'data-user="{user.email}"'):
+        row = ui.row().classes("items-center gap-3")
+        row.props["data-user"] = user.email  # a value, never a props string: emails may hold quotes
+        with row:
             ui.label(user.email).classes("w-64")
             if owner and user.id != viewer.user_id:
 

@@ -2,6 +2,7 @@
 report); acknowledge and clear with a note (admins)."""
 
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import ui
 from sqlalchemy.orm import Session
@@ -104,13 +105,13 @@ def _load(session: Session, org_id: int, tab: AlarmState) -> tuple[list[AlarmPub
 
 
 def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any, why: AlarmWhy | None) -> None:
-    with (
-        ui.card().classes("w-full p-3").props(f'data-alarm-id="{alarm.id}"').props('data-testid="alarm-card"')
-    ):
+    card = ui.card().classes("w-full p-3")
+    card.props.update({"data-alarm-id": str(alarm.id), "data-testid": "alarm-card"})
+    with card:
         with ui.row().classes("w-full items-center gap-3"):
             ui.badge(alarm.severity, color=severity_color(alarm.severity))
             ui.label(f"{alarm.kind}").classes("font-semibold")
-            ui.link(alarm.device_id, f"/devices/{alarm.device_id}").classes("ef-mono")
+            ui.link(alarm.device_id, f"/devices/{quote(alarm.device_id, safe='')}").classes("ef-mono")
             opened, last = stamp(alarm.opened_at), stamp(alarm.last_event_at)
             ui.label(f"opened {opened} · {alarm.event_count} events · last {last}")
             ui.space()

@@ -4,16 +4,16 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from edgefleet.dashboard.auth_routes import safe_next
 from edgefleet.dashboard.layout import bare
 from edgefleet.dashboard.session import viewer_of
 from edgefleet.server.context import ServerContext
 
 
 def _field(label: str, name: str, kind: str = "text", value: str = "") -> None:
-    field = ui.input(label, value=value).props(
-        f'name="{name}" type="{kind}" outlined dense autocomplete="{name}"'
-    )
-    field.classes("w-full").props(f'data-testid="{name}"')
+    # `value` comes from the URL: a text value, never part of a props string (which NiceGUI parses)
+    field = ui.input(label, value=value).props("outlined dense").classes("w-full")
+    field.props.update({"name": name, "type": kind, "autocomplete": name, "data-testid": name})
 
 
 def _error(request: Request) -> None:
@@ -40,7 +40,8 @@ def register(context: ServerContext) -> None:
             ):
                 _field("Email", "email", "email", request.query_params.get("email", ""))
                 _field("Password", "password", "password")
-                ui.element("input").props(f'type="hidden" name="next" value="{_safe_next(request)}"')
+                hidden = ui.element("input")
+                hidden.props.update({"type": "hidden", "name": "next", "value": _safe_next(request)})
                 ui.button("Log in").props("type=submit unelevated no-caps").classes("w-full").props(
                     'data-testid="submit"'
                 )
@@ -91,6 +92,4 @@ def register(context: ServerContext) -> None:
 
 
 def _safe_next(request: Request) -> str:
-    target = request.query_params.get("next", "/")
-    ok = target.startswith("/") and not target.startswith("//") and '"' not in target
-    return target if ok else "/"
+    return safe_next(request.query_params.get("next", "/"))

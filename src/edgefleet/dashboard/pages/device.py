@@ -124,9 +124,8 @@ def _header(device: DevicePublic) -> None:
         for label, value in facts:
             with ui.column().classes("gap-0"):
                 ui.label(label).classes("text-xs ef-muted")
-                ui.label(value).classes("text-sm").props(
-                    f'data-testid="fact-{label.lower().replace(" ", "-")}"'
-                )
+                fact = ui.label(value).classes("text-sm")
+                fact.props["data-testid"] = f"fact-{label.lower().replace(' ', '-')}"
 
 
 async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:

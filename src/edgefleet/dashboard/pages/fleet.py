@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from nicegui import ui
 
@@ -24,13 +25,10 @@ MODE_LABEL = {"commissioning": "commissioning", "running": "running", "degraded"
 
 
 def _card(card: DeviceCard) -> None:
-    with (
-        ui.link(target=f"/devices/{card.id}").classes("no-underline text-inherit"),
-        ui.card()
-        .classes("ef-card w-72 gap-1 p-3")
-        .props(f'data-device-id="{card.id}"')
-        .props('data-testid="device-card"'),
-    ):
+    with ui.link(target=f"/devices/{quote(card.id, safe='')}").classes("no-underline text-inherit"):
+        box = ui.card().classes("ef-card w-72 gap-1 p-3")
+    box.props.update({"data-device-id": card.id, "data-testid": "device-card"})
+    with box:
         with ui.row().classes("w-full items-center justify-between no-wrap"):
             with ui.row().classes("items-center gap-1 no-wrap"):
                 ui.icon("photo_camera" if card.kind == "camera" else "vibration", size="sm").classes(
@@ -62,11 +60,9 @@ def _commissioning_flag(status: str | None) -> None:
     if status not in COMMISSIONING_FLAG:
         return
     icon, text, color = COMMISSIONING_FLAG[status]
-    with (
-        ui.row()
-        .classes(f"items-center gap-1 no-wrap text-xs font-semibold {color}")
-        .props(f'data-testid="commissioning-flag" data-status="{status}"')
-    ):
+    flag = ui.row().classes(f"items-center gap-1 no-wrap text-xs font-semibold {color}")
+    flag.props.update({"data-testid": "commissioning-flag", "data-status": status})
+    with flag:
         ui.icon(icon, size="xs")
         ui.label(text)
 
@@ -83,9 +79,8 @@ def _overview_tiles(data: dict[str, Any]) -> None:
         for label, value in tiles:
             with ui.card().classes("p-3 w-40 gap-0"):
                 ui.label(label).classes("text-xs ef-muted")
-                ui.label(value).classes("text-xl font-semibold").props(
-                    f'data-testid="tile-{label.split()[0].lower()}"'
-                )
+                tile = ui.label(value).classes("text-xl font-semibold")
+                tile.props["data-testid"] = f"tile-{label.split()[0].lower()}"
 
 
 def register(context: ServerContext) -> None:

@@ -166,7 +166,7 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
         live.paused = not live.paused
         live.missed = 0
         pause.text = "Resume" if live.paused else "Pause"
-        pause.props(f"icon={'play_arrow' if live.paused else 'pause'}")
+        pause.props["icon"] = "play_arrow" if live.paused else "pause"
         live.redraw()
 
     kind.on_value_change(lambda e: on_filter(kind_value=e.value))

@@ -118,11 +118,14 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
 def _model_group(
     model_id: str, group: list[ModelPublic], viewer: Viewer, show: Action, make_default: Action
 ) -> None:
-    with ui.card().classes("w-full p-3 gap-1").props(f'data-testid="model-group" data-model-id="{model_id}"'):
+    group_card = ui.card().classes("w-full p-3 gap-1")
+    group_card.props.update({"data-testid": "model-group", "data-model-id": model_id})
+    with group_card:
         ui.label(model_id).classes("text-lg font-semibold ef-mono")
         for model in group:
             row = ui.row().classes("w-full items-center gap-3 py-1 border-t border-slate-100")
-            row.props(f'data-testid="model-row" data-model-pk="{model.id}" data-version="{model.version}"')
+            row.props.update({"data-testid": "model-row", "data-model-pk": str(model.id)})
+            row.props["data-version"] = model.version
             with row:
                 ui.label(model.version).classes("font-semibold ef-mono w-24")
                 ui.label(model.device_kind).classes("w-20")

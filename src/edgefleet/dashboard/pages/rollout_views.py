@@ -27,9 +27,8 @@ DEVICE_COLORS = {
 
 
 def state_chip(state: str) -> None:
-    ui.badge(state, color=STATE_COLORS.get(state, "grey")).props('data-testid="rollout-state"').props(
-        f'data-state="{state}"'
-    )
+    badge = ui.badge(state, color=STATE_COLORS.get(state, "grey"))
+    badge.props.update({"data-testid": "rollout-state", "data-state": state})
 
 
 def target_text(target: dict[str, Any]) -> str:
@@ -47,12 +46,10 @@ def stage_bars(stages: list[RolloutStagePublic]) -> None:
         for stage in stages:
             value = stage.done / stage.devices if stage.devices else 1.0
             color = "negative" if stage.failed else "positive" if stage.state == "passed" else "primary"
-            with (
-                ui.column()
-                .classes("flex-1 gap-1 min-w-0")
-                .props('data-testid="stage-progress"')
-                .props(f'data-stage="{stage.index}" data-stage-state="{stage.state}"')
-            ):
+            column = ui.column().classes("flex-1 gap-1 min-w-0")
+            column.props.update({"data-testid": "stage-progress", "data-stage": str(stage.index)})
+            column.props["data-stage-state"] = stage.state
+            with column:
                 ui.label(f"stage {stage.index + 1} · {stage.percent}%").classes("text-xs font-semibold")
                 ui.linear_progress(value=round(value, 3), show_value=False, color=color).props(
                     "rounded size=10px"

@@ -59,7 +59,7 @@ async def _render_list(context: ServerContext, viewer: Viewer) -> None:
 
 def _rollout_card(item: RolloutDetail) -> None:
     card = ui.card().classes("w-full p-3 gap-2 ef-card cursor-pointer")
-    card.props(f'data-testid="rollout-card" data-rollout-id="{item.id}"')
+    card.props.update({"data-testid": "rollout-card", "data-rollout-id": str(item.id)})
     card.on("click", lambda: ui.navigate.to(f"/rollouts/{item.id}"))
     with card:
         with ui.row().classes("w-full items-center gap-3"):
@@ -202,12 +202,10 @@ async def _render_detail(context: ServerContext, viewer: Viewer, rollout_id: int
                 ui.label(f"No rollout {rollout_id}.").classes("ef-muted").props('data-testid="no-rollout"')
             return
         body.clear()
-        with (
-            body,
-            ui.card()
-            .classes("w-full p-4 gap-3")
-            .props(f'data-testid="rollout-detail" data-rollout-id="{rollout_id}"'),
-        ):
+        with body:
+            card = ui.card().classes("w-full p-4 gap-3")
+            card.props.update({"data-testid": "rollout-detail", "data-rollout-id": str(rollout_id)})
+        with card:
             with ui.row().classes("w-full items-center gap-3"):
                 ui.label(f"{detail.model_id} {detail.model_version}").classes("text-lg font-semibold")
                 state_chip(detail.state)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.server.errors import ConfigError
+from edgefleet.server.security import private_sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def make_engine(url: str) -> Engine:
     except ArgumentError as err:
         raise ConfigError(f"bad database URL {url!r}: {err}") from err
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_sqlite_file(parsed.database)  # 0600, not the umask's 0644 (issue 18, finding 7)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -447,3 +447,15 @@ class DriftState(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     """drift | score_p95 | drift+score_p95: what was out of limit in the current or latest streak."""
     out_since: Mapped[datetime | None]
+
+
+# --- session revocation (issue 18, finding 7) ------------------------------------------------------
+class RevokedToken(Base):
+    """A session token logged out before it expired, by its `jti`; kept until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -20,7 +20,8 @@ def _email_taken(session: Session, email: str) -> bool:
 
 
 def sign_up(session: Session, email: str, password: str, organization: str) -> User:
-    """Create an organization and its first user, the owner."""
+    """Create an organization and its first user, the owner. The password must pass the policy."""
+    security.check_password(password, context=(email, organization))
     if _email_taken(session, email):
         raise ConflictError(f"an account for {email} exists already")
     org = Organization(name=organization)
@@ -34,9 +35,11 @@ def sign_up(session: Session, email: str, password: str, organization: str) -> U
 
 
 def create_user(session: Session, org_id: int, email: str, password: str, role: str) -> User:
+    org = session.get(Organization, org_id)
+    security.check_password(password, context=(email, org.name if org else ""))
     if _email_taken(session, email):
         raise ConflictError(f"an account for {email} exists already")
-    if session.get(Organization, org_id) is None:
+    if org is None:
         raise NotFoundError(f"no organization {org_id}")
     user = User(org_id=org_id, email=email, password_hash=security.hash_password(password), role=role)
     session.add(user)
@@ -55,7 +58,7 @@ def authenticate(
     if not user.is_active:
         limiter.failed(email, address)
         raise AuthError("this account is disabled")
-    limiter.succeeded(email)
+    limiter.succeeded(email, address)
     return user
 
 
@@ -66,6 +69,8 @@ def change_password(session: Session, principal: Principal, current: str, new: s
     user = session.get(User, principal.user.id)
     if user is None or not security.verify_password(user.password_hash, current):
         raise AuthError("the current password is wrong")
+    org = session.get(Organization, user.org_id)
+    security.check_password(new, context=(user.email, org.name if org else ""))
     user.password_hash = security.hash_password(new)
     ended = new != current
     if ended:
@@ -174,8 +179,8 @@ def create_invite(
     principal.require("owner")
     if ROLE_RANK[invite.role] > ROLE_RANK[principal.role]:
         raise PermissionDeniedError("you cannot invite someone with a higher role than yours")
-    if _email_taken(session, invite.email):
-        raise ConflictError(f"an account for {invite.email} exists already")
+    # No "exists already" here: that would tell any owner which emails have an account anywhere. An
+    # invite for a taken email is refused when it is accepted, to the invitee (whose email it is).
     token, token_hash = security.new_one_time_token()
     row = Invite(
         org_id=principal.org_id,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, IdPath, SessionDep
 from edgefleet.server.schemas import AlarmNote, AlarmPublic
 from edgefleet.server.services import alarms
 from edgefleet.server.services.alarms import AlarmState
@@ -26,7 +26,7 @@ def list_alarms(
 
 @router.post("/{alarm_id}/ack")
 def acknowledge_alarm(
-    alarm_id: int,
+    alarm_id: IdPath,
     principal: AdminUser,
     session: SessionDep,
     announce: AnnouncerDep,
@@ -40,7 +40,7 @@ def acknowledge_alarm(
 
 @router.post("/{alarm_id}/clear")
 def clear_alarm(
-    alarm_id: int,
+    alarm_id: IdPath,
     principal: AdminUser,
     session: SessionDep,
     announce: AnnouncerDep,

@@ -1,8 +1,8 @@
 """Sign-up, login/logout, the current user, invites, API keys."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from edgefleet.server.api.deps import ClientAddress, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import ClientAddress, ContextDep, CurrentUser, IdPath, SessionDep
 from edgefleet.server.api.session_cookie import end_session, start_session
 from edgefleet.server.errors import AuthError, PermissionDeniedError
 from edgefleet.server.schemas import (
@@ -22,27 +22,44 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
-def sign_up(body: SignUp, session: SessionDep, context: ContextDep, response: Response) -> TokenPublic:
-    """Create an organization with you as its owner, and sign in."""
+def sign_up(
+    body: SignUp,
+    session: SessionDep,
+    context: ContextDep,
+    address: ClientAddress,
+    *,
+    request: Request,
+    response: Response,
+) -> TokenPublic:
+    """Create an organization with you as its owner, and sign in (when the server allows sign-up;
+    rate limited per address)."""
     if not context.settings.allow_signup:
         raise PermissionDeniedError("sign-up is disabled on this server; ask an owner for an invite")
+    context.limiter.sign_up(address)
     user = accounts.sign_up(session, body.email, body.password, body.organization)
-    return start_session(context, user, response)
+    return start_session(context, user, response, request)
 
 
 @router.post("/login")
 def login(
-    body: Login, session: SessionDep, context: ContextDep, address: ClientAddress, response: Response
+    body: Login,
+    session: SessionDep,
+    context: ContextDep,
+    address: ClientAddress,
+    *,
+    request: Request,
+    response: Response,
 ) -> TokenPublic:
     """Sign in: sets the HttpOnly session cookie and returns the same token for scripts."""
     user = accounts.authenticate(session, body.email, body.password, context.limiter, address)
-    return start_session(context, user, response)
+    return start_session(context, user, response, request)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(context: ContextDep, response: Response) -> None:
-    """Remove the session cookie."""
-    end_session(context, response)
+def logout(context: ContextDep, request: Request, response: Response) -> None:
+    """End this session: its token (bearer or cookie) is revoked on the server and the cookie
+    removed. Other sessions and API keys stay."""
+    end_session(context, request, response)
 
 
 @router.get("/me")
@@ -58,6 +75,7 @@ def change_password(
     *,
     context: ContextDep,
     address: ClientAddress,
+    request: Request,
     response: Response,
 ) -> None:
     """Change your password (needs the current one; failures count like failed logins). Every
@@ -68,16 +86,17 @@ def change_password(
     except AuthError:
         context.limiter.failed(principal.user.email, address)
         raise
-    start_session(context, principal.user, response)  # the same row the change updated (one session)
+    context.limiter.succeeded(principal.user.email, address)
+    start_session(context, principal.user, response, request)  # the same row the change updated (one session)
 
 
 @router.post("/invites/accept", status_code=status.HTTP_201_CREATED)
 def accept_invite(
-    body: InviteAccept, session: SessionDep, context: ContextDep, response: Response
+    body: InviteAccept, session: SessionDep, context: ContextDep, request: Request, response: Response
 ) -> TokenPublic:
     """Join an organization with an invite token, and sign in."""
     user = accounts.accept_invite(session, body.token, body.password)
-    return start_session(context, user, response)
+    return start_session(context, user, response, request)
 
 
 @router.get("/api-keys")
@@ -93,5 +112,5 @@ def create_api_key(body: ApiKeyCreate, principal: CurrentUser, session: SessionD
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_key(key_id: int, principal: CurrentUser, session: SessionDep) -> None:
+def revoke_api_key(key_id: IdPath, principal: CurrentUser, session: SessionDep) -> None:
     accounts.revoke_api_key(session, principal, key_id)

@@ -1,13 +1,14 @@
 """Devices: list, add (-> claim token), claim (-> MQTT credentials), revoke, delete, commands."""
 
-from datetime import datetime
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import ValidationError
 
 from edgefleet.contracts import Channel, topic_for
 from edgefleet.server import signing
-from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, QueryTime, SessionDep
 from edgefleet.server.schemas import (
     CommandCreate,
     CommandSent,
@@ -35,6 +36,11 @@ def add_device(
     body: DeviceCreate, principal: AdminUser, session: SessionDep, context: ContextDep
 ) -> DeviceCreated:
     """Register a device; returns its one-time claim token (admin)."""
+    if context.settings.reserved_device_id(body.id):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"device id {body.id!r} is reserved (the server's own MQTT users start with edgefleet-ingest)",
+        )
     device, token = devices.add_device(session, principal, body, context.settings.claim_token_ttl_s)
     public = DevicePublic.model_validate(device).model_dump()
     return DeviceCreated.model_validate(
@@ -101,7 +107,18 @@ def send_command(
     device_id: str, body: CommandCreate, principal: AdminUser, session: SessionDep, context: ContextDep
 ) -> CommandSent:
     """Publish a command on the device's `cmd` topic (QoS 1) (admin)."""
-    command = devices.build_command(session, principal, device_id, body)
+    not_finite = sorted(k for k, v in body.args.items() if isinstance(v, float) and not math.isfinite(v))
+    if not_finite:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"command args must be finite numbers (NaN and infinities cannot be sent): {not_finite}",
+        )
+    try:
+        command = devices.build_command(session, principal, device_id, body)
+    except ValidationError as err:  # what the API's schema lets through but the wire contract does not
+        problems = "; ".join(sorted({e["msg"] for e in err.errors(include_url=False, include_input=False)}))
+        detail = f"the command does not fit the device contract (arg names: A-Z a-z 0-9 _.:+-): {problems}"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from err
     if context.publish_command is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no MQTT connection on this server")
     context.publish_command(command)
@@ -114,8 +131,8 @@ def list_device_telemetry(
     *,
     principal: CurrentUser,
     session: SessionDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[TelemetryPublic]:
     """Raw telemetry of one device, newest first."""

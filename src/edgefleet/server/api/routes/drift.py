@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from edgefleet.contracts import utc_now
-from edgefleet.server.api.deps import ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import ContextDep, CurrentUser, QueryTime, SessionDep
 from edgefleet.server.schemas import DriftDevicePublic, DriftDeviceSeries, DriftSeriesPublic
 from edgefleet.server.services import devices, drift_queries
 from edgefleet.server.services.drift import DriftLimits
@@ -41,8 +41,8 @@ def device_drift(
     principal: CurrentUser,
     session: SessionDep,
     context: ContextDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
     max_points: Annotated[int, Query(ge=10, le=5000)] = 1000,
 ) -> DriftDeviceSeries:
     """Drift and score p50/p95 over time per model version, with the card's reference and the limits

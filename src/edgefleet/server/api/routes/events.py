@@ -1,11 +1,10 @@
 """Events, filtered and cursor-paginated."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from edgefleet.server.api.deps import CurrentUser, SessionDep
+from edgefleet.server.api.deps import CurrentUser, Cursor, IdPath, QueryTime, SessionDep
 from edgefleet.server.errors import NotFoundError
 from edgefleet.server.schemas import EventKindStr, EventPublic, Page
 from edgefleet.server.services import queries
@@ -20,9 +19,9 @@ def list_events(
     session: SessionDep,
     device_id: str | None = None,
     kind: EventKindStr | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: str | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
+    cursor: Cursor,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[EventPublic]:
     """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
@@ -32,7 +31,7 @@ def list_events(
 
 
 @router.get("/{event_id}")
-def read_event(event_id: int, principal: CurrentUser, session: SessionDep) -> EventPublic:
+def read_event(event_id: IdPath, principal: CurrentUser, session: SessionDep) -> EventPublic:
     row = queries.get_event(session, principal.org_id, event_id)
     if row is None:
         raise NotFoundError(f"no event {event_id}")

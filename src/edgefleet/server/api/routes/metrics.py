@@ -1,8 +1,9 @@
-"""`/metrics` (Prometheus text, outside `/api/v1`): for a scrape token or an admin.
+"""`/metrics` (Prometheus text, outside `/api/v1`): for the scrape token or the server's operators.
 
 Readers: `Authorization: Bearer <EDGEFLEET_METRICS_TOKEN>` (what Prometheus is given), or an admin or
-owner by session token, API key or session cookie. The figures are process-wide (ingest rate, rejects
-by reason, queue depth, latency), not per organization, so viewers do not get them.
+owner of the operator organization (`EDGEFLEET_OPERATOR_ORGANIZATION`) by session token, API key or
+session cookie. The figures are process-wide (ingest rate, rejects by reason, queue depth, latency),
+the sum of every tenant's traffic, so no tenant's users get them.
 """
 
 import hmac
@@ -25,14 +26,16 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def may_read_metrics(context: ServerContext, token: str | None) -> bool:
-    """True for the scrape token or an admin's credentials; raises AuthError for bad credentials."""
+    """True for the scrape token or an operator admin's credentials; raises AuthError for bad ones."""
     if not token:
-        raise AuthError("/metrics needs the scrape token or an admin's credentials")
+        raise AuthError("/metrics needs the scrape token or an operator's credentials")
     scrape = context.settings.metrics_token
     if scrape is not None and hmac.compare_digest(token.encode(), scrape.get_secret_value().encode()):
         return True
+    operators = context.settings.operator_organization
     with context.sessions() as session, session.begin():
-        return principal_from_token(session, context, token).role in ("admin", "owner")
+        principal = principal_from_token(session, context, token)
+        return principal.org_id == operators and principal.role in ("admin", "owner")
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -47,5 +50,8 @@ def metrics(
     except AuthError as err:
         raise _unauthorized(str(err)) from err
     if not allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "/metrics is for admins and the scrape token")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "/metrics covers every organization: it is for the scrape token and the operators' admins",
+        )
     return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
 
 from edgefleet.contracts import DeviceKind, ModelManifest
 from edgefleet.contracts.model_package import MAX_CARD_BYTES, MAX_PACKAGE_BYTES
-from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, ContextDep, CurrentUser, IdPath, IdQuery, SessionDep
 from edgefleet.server.schemas import ModelComparison, ModelDetail, ModelPublic
 from edgefleet.server.services import registry
 from edgefleet.server.services.registry import BadModelError, ModelUpload
@@ -64,21 +64,19 @@ def list_models(
 
 
 @router.get("/compare")
-def compare_models(
-    principal: CurrentUser, session: SessionDep, a: Annotated[int, Query()], b: Annotated[int, Query()]
-) -> ModelComparison:
+def compare_models(principal: CurrentUser, session: SessionDep, a: IdQuery, b: IdQuery) -> ModelComparison:
     """Two models side by side: metrics with deltas (b - a) and the card fields that differ."""
     return registry.compare(session, principal.org_id, a, b)
 
 
 @router.get("/{model_pk}")
-def read_model(model_pk: int, principal: CurrentUser, session: SessionDep) -> ModelDetail:
+def read_model(model_pk: IdPath, principal: CurrentUser, session: SessionDep) -> ModelDetail:
     row = registry.get_model(session, principal.org_id, model_pk)
     return registry.to_detail(row, registry.defaults(session, principal.org_id))
 
 
 @router.post("/{model_pk}/default")
-def set_default_model(model_pk: int, principal: AdminUser, session: SessionDep) -> ModelPublic:
+def set_default_model(model_pk: IdPath, principal: AdminUser, session: SessionDep) -> ModelPublic:
     """Make this the default model of its device kind (admin)."""
     row = registry.set_default(session, principal, model_pk)
     return registry.to_public(row, registry.defaults(session, principal.org_id))
@@ -86,7 +84,7 @@ def set_default_model(model_pk: int, principal: AdminUser, session: SessionDep) 
 
 @router.get("/{model_pk}/manifest")
 def read_model_manifest(
-    model_pk: int, principal: CurrentUser, session: SessionDep, context: ContextDep
+    model_pk: IdPath, principal: CurrentUser, session: SessionDep, context: ContextDep
 ) -> ModelManifest:
     """The manifest a rollout sends to devices (`ota/cmd`)."""
     return registry.manifest_for(session, principal.org_id, model_pk, context.settings.public_url)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from edgefleet.contracts.model_package import PACKAGE_MEDIA_TYPE
-from edgefleet.server.api.deps import DeviceAuth, SessionDep
+from edgefleet.server.api.deps import DeviceAuth, IdPath, SessionDep
 from edgefleet.server.http_range import RangeNotSatisfiableError, byte_range
 from edgefleet.server.services import registry
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/ota", tags=["ota"])
     },
 )
 def download_package(
-    model_pk: int,
+    model_pk: IdPath,
     device: DeviceAuth,
     session: SessionDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,

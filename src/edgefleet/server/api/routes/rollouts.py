@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, SessionDep
+from edgefleet.server.api.deps import AdminUser, AnnouncerDep, CurrentUser, IdPath, SessionDep
 from edgefleet.server.db.models import Rollout
 from edgefleet.server.schemas import RolloutAbort, RolloutCreate, RolloutDetail, RolloutPublic
 from edgefleet.server.services import rollouts
@@ -38,14 +38,14 @@ def list_rollouts(
 
 
 @router.get("/{rollout_id}")
-def read_rollout(rollout_id: int, principal: CurrentUser, session: SessionDep) -> RolloutDetail:
+def read_rollout(rollout_id: IdPath, principal: CurrentUser, session: SessionDep) -> RolloutDetail:
     """One rollout with its stages and every device's state."""
     return rollouts.detail(session, rollouts.get_rollout(session, principal.org_id, rollout_id))
 
 
 @router.post("/{rollout_id}/pause")
 def pause_rollout(
-    rollout_id: int, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
+    rollout_id: IdPath, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
 ) -> RolloutDetail:
     """No new commands until resumed; devices already commanded are still tracked (admin)."""
     rollout = rollouts.pause(session, principal, rollout_id)
@@ -55,7 +55,7 @@ def pause_rollout(
 
 @router.post("/{rollout_id}/resume")
 def resume_rollout(
-    rollout_id: int, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
+    rollout_id: IdPath, principal: AdminUser, session: SessionDep, announce: AnnouncerDep
 ) -> RolloutDetail:
     rollout = rollouts.resume(session, principal, rollout_id)
     _announce(announce, rollout, "resumed")
@@ -64,7 +64,7 @@ def resume_rollout(
 
 @router.post("/{rollout_id}/abort")
 def abort_rollout(
-    rollout_id: int,
+    rollout_id: IdPath,
     principal: AdminUser,
     session: SessionDep,
     announce: AnnouncerDep,

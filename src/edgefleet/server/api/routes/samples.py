@@ -1,11 +1,10 @@
 """Sampled raw windows devices uploaded for retraining (`edgefleet model retrain --from-server`)."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from edgefleet.server.api.deps import CurrentUser, SessionDep
+from edgefleet.server.api.deps import CurrentUser, Cursor, QueryTime, SessionDep
 from edgefleet.server.schemas import DeviceKindStr, Page, WindowSamplePublic
 from edgefleet.server.services import samples
 
@@ -21,9 +20,9 @@ def list_samples(
     model_id: Annotated[str | None, Query(max_length=64)] = None,
     model_version: Annotated[str | None, Query(max_length=32)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: str | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
+    cursor: Cursor,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Page[WindowSamplePublic]:
     """Newest first (the server keeps the latest N per device). Pass `next_cursor` back as `cursor`."""

@@ -5,7 +5,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from edgefleet.server.api.deps import CurrentUser, SessionDep
+from edgefleet.server.api.deps import CurrentUser, QueryTime, SessionDep
 from edgefleet.server.schemas import CountBucket, EventKindStr, EventStats, Overview
 from edgefleet.server.services import queries
 
@@ -25,8 +25,8 @@ def event_statistics(
     bucket: Literal["hour", "day"] = "hour",
     group_by: Literal["device", "kind"] = "kind",
     kind: EventKindStr | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
 ) -> EventStats:
     """Events per hour or day, per device or kind (default: the last 24 h)."""
     start, end = _period(since, until)
@@ -40,7 +40,7 @@ def event_statistics(
 
 @router.get("/overview")
 def read_overview(
-    principal: CurrentUser, session: SessionDep, since: datetime | None = None, until: datetime | None = None
+    principal: CurrentUser, session: SessionDep, since: QueryTime = None, until: QueryTime = None
 ) -> Overview:
     """Devices, online, open alarms, events, anomaly rate and detections per hour over the period."""
     start, end = _period(since, until)

@@ -1,10 +1,8 @@
 """Hourly telemetry rollups."""
 
-from datetime import datetime
-
 from fastapi import APIRouter
 
-from edgefleet.server.api.deps import CurrentUser, SessionDep
+from edgefleet.server.api.deps import CurrentUser, QueryTime, SessionDep
 from edgefleet.server.schemas import RollupPublic
 from edgefleet.server.services import queries
 
@@ -16,8 +14,8 @@ def list_rollups(
     principal: CurrentUser,
     session: SessionDep,
     device_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryTime = None,
+    until: QueryTime = None,
 ) -> list[RollupPublic]:
     """Per-device hourly summaries (kept after raw telemetry expires)."""
     rows = queries.list_rollups(session, principal.org_id, device_id, since, until)

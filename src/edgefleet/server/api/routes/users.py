@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, status
 
-from edgefleet.server.api.deps import ContextDep, CurrentUser, OwnerUser, SessionDep
+from edgefleet.server.api.deps import ContextDep, CurrentUser, IdPath, OwnerUser, SessionDep
 from edgefleet.server.schemas import InviteCreate, InviteCreated, InvitePublic, UserPublic, UserUpdate
 from edgefleet.server.services import accounts
 
@@ -15,13 +15,13 @@ def list_users(principal: CurrentUser, session: SessionDep) -> list[UserPublic]:
 
 
 @router.patch("/{user_id}")
-def update_user(user_id: int, body: UserUpdate, principal: OwnerUser, session: SessionDep) -> UserPublic:
+def update_user(user_id: IdPath, body: UserUpdate, principal: OwnerUser, session: SessionDep) -> UserPublic:
     """Change a user's role or disable them (owner)."""
     return UserPublic.model_validate(accounts.update_user(session, principal, user_id, body))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(user_id: int, principal: OwnerUser, session: SessionDep) -> None:
+def delete_user(user_id: IdPath, principal: OwnerUser, session: SessionDep) -> None:
     accounts.delete_user(session, principal, user_id)
 
 
