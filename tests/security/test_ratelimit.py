@@ -169,6 +169,22 @@ def test_sign_up_is_rate_limited_per_address(tmp_path: Path) -> None:
         assert _from(app, "192.0.2.55").post("/api/v1/auth/signup", json=body).status_code == 201
 
 
+def test_the_dashboards_sign_up_form_shares_the_limit(tmp_path: Path) -> None:
+    """The /ui/signup form post had no limit at all (the API had one after this issue's fix)."""
+    from edgefleet.dashboard.mount import create_dashboard_app
+
+    app = create_dashboard_app(make_settings(tmp_path, signup_limits="2/hour"))
+    with TestClient(app) as client:
+        sign_up(client, "first@example.com", "First")  # one through the API
+        origin = {"origin": str(client.base_url)}
+        form = {"email": "second@example.com", "password": PASSWORD, "organization": "Second"}
+        ok = client.post("/ui/signup", data=form, headers=origin, follow_redirects=False)
+        assert ok.status_code == 303 and "error" not in ok.headers["location"]
+        form = {"email": "third@example.com", "password": PASSWORD, "organization": "Third"}
+        refused = client.post("/ui/signup", data=form, headers=origin, follow_redirects=False)
+        assert refused.status_code == 303 and "too%20many%20sign-ups" in refused.headers["location"]
+
+
 def test_the_redis_limit_is_shared_by_two_server_processes(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(tmp_path, ratelimit_url=redis_url, ratelimit_prefix=f"t-{uuid.uuid4().hex}")
     first, second = create_app(settings), create_app(settings)

@@ -23,6 +23,7 @@ from edgefleet.server.services import accounts, registry, rollouts
 from edgefleet.server.services.principal import Principal
 from edgefleet.server.services.rollout_health import HealthLimits
 from tests.server import registry_kit
+from tests.server.conftest import PASSWORD
 
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -230,7 +231,7 @@ def make_bench(url: str, n_devices: int = 20, org_name: str = "Plant") -> Bench:
         org = Organization(name=org_name)
         session.add(org)
         session.flush()
-        user = accounts.create_user(session, org.id, f"owner@{org_name.lower()}.example", "x" * 12, "owner")
+        user = accounts.create_user(session, org.id, f"owner@{org_name.lower()}.example", PASSWORD, "owner")
         principal = Principal(user, via="session")
         models = {v: upload(session, principal, v, registry_kit.self_test()) for v in (OLD, NEW)}
         devices = [f"{org_name.lower()}-d{i:02d}" for i in range(n_devices)]

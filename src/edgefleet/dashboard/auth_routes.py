@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from edgefleet.server.api.deps import client_address
 from edgefleet.server.api.session_cookie import end_session, start_session
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db import transaction
@@ -68,7 +69,7 @@ def login_form(
         body = Login(email=email, password=password)
     except ValidationError as err:
         return _back("/login", _first_error(err), email)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)  # X-Forwarded-For only from trusted proxies, as the API
     try:
         with transaction(context.sessions) as session:
             user = accounts.authenticate(session, body.email, body.password, context.limiter, address)
@@ -93,6 +94,12 @@ def signup_form(
         body = SignUp(email=email, password=password, organization=organization)
     except ValidationError as err:
         return _back("/signup", _first_error(err), email)
+    try:  # the same per-address limit as POST /api/v1/auth/signup
+        context.limiter.sign_up(client_address(request))
+    except RateLimitedError as err:
+        return _back(
+            "/signup", f"too many sign-ups from this address; try again in {err.retry_after:.0f} s", email
+        )
     try:
         with transaction(context.sessions) as session:
             user = accounts.sign_up(session, body.email, body.password, body.organization)
