@@ -5,18 +5,15 @@ Loopback only. Nothing here touches the machine's shared services beyond a datab
 """
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,16 +24,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.server.db import make_engine
 from edgefleet.server.db.models import EventRow, TelemetryRow, WindowSampleRow
+from tests.support.disk import CannotInjectError, fill, tmpfs
 from tests.support.services import free_port
+
+__all__ = ["CannotInjectError", "fill", "tmpfs"]  # the chaos faults take them from here
 
 log = logging.getLogger("chaos")
 RUNNER = Path(__file__).with_name("fleet_runner.py")
 STORED_TABLES = (EventRow, TelemetryRow, WindowSampleRow)  # every channel a device keeps by (device_id, seq)
 Key = tuple[str, int]
-
-
-class CannotInjectError(RuntimeError):
-    """The fault cannot be injected on this machine (e.g. mounting a tmpfs needs root)."""
 
 
 def _stop_process(process: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
@@ -303,44 +299,3 @@ class StoreMonitor:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `path` (root only), always unmounted."""
-    if os.geteuid() != 0:
-        raise CannotInjectError("a full disk is a small tmpfs: mounting it needs root")
-    if shutil.which("mount") is None:
-        raise CannotInjectError("no mount command")
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise CannotInjectError(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True, timeout=10, check=False).returncode:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10, check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the file system says ENOSPC; returns it (delete it to free the space)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9, 1):
-            chunk = b"\0" * size
-            try:
-                while os.write(fd, chunk) == size:
-                    pass
-            except OSError as err:
-                if err.errno != errno.ENOSPC:
-                    raise
-    finally:
-        os.close(fd)
-    return filler

@@ -10,17 +10,15 @@ In both the device loop and the MQTT link keep running, what cannot be stored is
 (`outbox_dropped`, reason `write_error`; `outbox_errors`), and everything stored is delivered and
 acknowledged once the disk takes writes again."""
 
-import errno
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from edgefleet.edge.device import Device
 from edgefleet.edge.model import load_model_dir
 from edgefleet.edge.sources.synthetic import SyntheticSource
 from tests.edge.mqtt_helpers import Collector, Running, delivery_config, recording, toggling_faults
+from tests.support.disk import CannotInjectError, fill, tmpfs
 from tests.support.services import MosquittoBroker, in_ci
 
 pytestmark = pytest.mark.needs("mosquitto")
@@ -38,47 +37,14 @@ pytestmark = pytest.mark.needs("mosquitto")
 @contextmanager
 def small_tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
     """A tmpfs of `size` mounted at `path` for the test (root only), always unmounted."""
-    problem = None
-    if os.geteuid() != 0:
-        problem = "mounting a tmpfs needs root"
-    elif shutil.which("mount") is None:
-        problem = "no mount command"
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        if done.returncode != 0:
-            problem = f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}"
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI requires the disk-full test: {problem}", pytrace=False)
-        pytest.skip(problem)
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True, timeout=10, check=False).returncode:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10, check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the file system says ENOSPC; returns it (delete it to free the space)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 20, 1 << 16, 1 << 12, 1 << 9, 1):
-            chunk = b"\0" * size
-            try:
-                while os.write(fd, chunk) == size:
-                    pass
-            except OSError as err:
-                assert err.errno == errno.ENOSPC, err
-    finally:
-        os.close(fd)
-    return filler
+    with ExitStack() as stack:
+        try:
+            disk = stack.enter_context(tmpfs(path, size))
+        except CannotInjectError as err:
+            if in_ci():
+                pytest.fail(f"CI requires the disk-full test: {err}", pytrace=False)
+            pytest.skip(str(err))
+        yield disk
 
 
 def _errors_reported(ingest: Collector, device_id: str) -> list[Telemetry]:
