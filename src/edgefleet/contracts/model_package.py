@@ -59,11 +59,8 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_package(tflite: bytes, card_json: bytes) -> bytes:
-    """The package bytes for a model and its card (deterministic)."""
-    if len(tflite) < 8 or tflite[4:8] != b"TFL3":
-        raise PackageError("model.tflite is not a TFLite flatbuffer (no TFL3 identifier)")
-    _parse_card(card_json)
+def archive_members(tflite: bytes, card_json: bytes) -> bytes:
+    """The package's tar (card first, then model; no timestamps or owners), with no check of either."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
         for name, data in ((CARD_MEMBER, card_json), (MODEL_MEMBER, tflite)):
@@ -71,7 +68,15 @@ def build_package(tflite: bytes, card_json: bytes) -> bytes:
             info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
             info.uname = info.gname = ""
             archive.addfile(info, io.BytesIO(data))
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def build_package(tflite: bytes, card_json: bytes) -> bytes:
+    """The package bytes for a model and its card (deterministic)."""
+    if len(tflite) < 8 or tflite[4:8] != b"TFL3":
+        raise PackageError("model.tflite is not a TFLite flatbuffer (no TFL3 identifier)")
+    _parse_card(card_json)
+    data = archive_members(tflite, card_json)
     if len(data) > MAX_PACKAGE_BYTES:
         raise PackageError(f"package is {len(data)} bytes; the limit is {MAX_PACKAGE_BYTES}")
     return data

@@ -4,7 +4,7 @@ Pure numpy + stdlib, shared by training (`ml`) and devices (`edge`). Imports not
 outside `dsp`. See docs/model-factory.md.
 """
 
-from edgefleet.dsp.errors import DspError, FeatureError, RecordingError
+from edgefleet.dsp.errors import DspError, FeatureError, ImageError, RecordingError
 from edgefleet.dsp.features import (
     BAND_EPS,
     FEATURE_SETS,
@@ -35,6 +35,7 @@ __all__ = [
     "DspError",
     "FeatureConfig",
     "FeatureError",
+    "ImageError",
     "MachineConfig",
     "RecordingError",
     "SynthChunk",

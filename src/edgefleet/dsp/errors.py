@@ -17,3 +17,7 @@ class RecordingError(DspError, ValueError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+
+
+class ImageError(DspError, ValueError):
+    """A camera frame, or a model input size, that cannot become model input (no pixels, an empty crop)."""

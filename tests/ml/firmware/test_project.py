@@ -216,6 +216,8 @@ def test_defaults_decide_as_the_python_runtime() -> None:
     d = device.rule_debounce
     assert (rule.debounce.k, rule.debounce.n, rule.debounce.m, d.hysteresis) == (d.k, d.n, d.m, 1.0)
     assert opts.drift.model_dump() == device.drift.model_dump()
+    # on-device commissioning: the same settings; `capacity` sizes the firmware's buffers only
+    assert opts.commissioning.model_dump(exclude={"capacity"}) == device.commissioning.model_dump()
 
 
 def cli() -> "object":

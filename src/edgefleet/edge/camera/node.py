@@ -69,7 +69,10 @@ class CameraNode:
         self.store = SettingsStore(config.state_dir)
         self.network, self.credentials = self.store.load()
         self.provisioning = ProvisioningReport()
-        self.tracker = PresenceTracker(config.detection)
+        # The card's threshold unless the config sets one (else 0.6): the firmware's rule.
+        card_threshold = model.card.threshold.value if model.card.threshold is not None else None
+        self.detection = config.detection.for_card(card_threshold)
+        self.tracker = PresenceTracker(self.detection)
         self.outbox: Outbox | None = None
         self.frames = 0
         self._interval_frames = 0
@@ -147,7 +150,7 @@ class CameraNode:
                     active=active,
                     severity="info",
                     score=round(smoothed, 4),
-                    threshold=self.config.detection.threshold_on,
+                    threshold=self.tracker.threshold_on,
                     person_count=1 if active else 0,
                     thumbnail_jpeg=thumbnail,
                 )
@@ -202,5 +205,5 @@ class CameraNode:
         if self.outbox is not None:
             self.outbox.close()
             self.outbox = None
-        self.tracker = PresenceTracker(self.config.detection)
+        self.tracker = PresenceTracker(self.detection)
         log.info("network settings wiped; waiting for a provisioning code")

@@ -2,14 +2,15 @@
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import jinja2
 from pydantic import ValidationError
 
-from edgefleet.contracts import SCHEMA_VERSION, ContractError, ModelCard, load_model_card
-from edgefleet.dsp import FeatureConfig, FeatureError, codegen, debounce_in_hops, feature_names
+from edgefleet.contracts import SCHEMA_VERSION, ContractError, ModelCard, SelfTestCase, load_model_card
+from edgefleet.dsp import FeatureConfig, FeatureError, codegen, codegen_fft, debounce_in_hops, feature_names
 from edgefleet.ml.firmware.errors import FirmwareError
 from edgefleet.ml.firmware.ops import resolver_methods
 from edgefleet.ml.firmware.options import ESP_IDF_TARGETS, EspTarget, FirmwareOptions
@@ -33,9 +34,53 @@ PROJECT_FILES: Final[dict[str, str | None]] = {
     "main/features.c": None,
     "main/ef_core.h": "main/ef_core.h.j2",
     "main/ef_core.c": "main/ef_core.c.j2",
+    "main/ef_rule.c": "main/ef_rule.c.j2",
+    "main/ef_card.h": "main/ef_card.h.j2",
+    "main/ef_card.c": "main/ef_card.c.j2",
+    "main/ef_card_parse.h": "main/ef_card_parse.h.j2",
+    "main/ef_card_parse.c": "main/ef_card_parse.c.j2",
+    "main/ef_card_json.c": "main/ef_card_json.c.j2",
+    "main/ef_commission.h": "main/ef_commission.h.j2",
+    "main/ef_commission.c": "main/ef_commission.c.j2",
+    "main/ef_threshold.h": "main/ef_threshold.h.j2",
+    "main/ef_threshold.c": "main/ef_threshold.c.j2",
+    "main/ef_json.h": "main/ef_json.h.j2",
+    "main/ef_json.c": "main/ef_json.c.j2",
+    "main/ef_wire.h": "main/ef_wire.h.j2",
+    "main/ef_wire.c": "main/ef_wire.c.j2",
+    "main/ef_outbox.h": "main/ef_outbox.h.j2",
+    "main/ef_outbox.c": "main/ef_outbox.c.j2",
+    "main/ef_outbox_send.c": "main/ef_outbox_send.c.j2",
+    "main/ef_cmd.h": "main/ef_cmd.h.j2",
+    "main/ef_cmd.c": "main/ef_cmd.c.j2",
+    "main/ef_provision.h": "main/ef_provision.h.j2",
+    "main/ef_provision.c": "main/ef_provision.c.j2",
+    "main/ef_ota.h": "main/ef_ota.h.j2",
+    "main/ef_ota.c": "main/ef_ota.c.j2",
+    "main/ef_ota_msg.c": "main/ef_ota_msg.c.j2",
+    "main/ef_ota_slot.c": "main/ef_ota_slot.c.j2",
+    "main/ef_ota_verify.c": "main/ef_ota_verify.c.j2",
+    "main/ef_tflite.h": "main/ef_tflite.h.j2",
+    "main/ef_tflite.c": "main/ef_tflite.c.j2",
     "main/inference.h": "main/inference.h.j2",
     "main/inference.cc": "main/inference.cc.j2",
     "main/app_main.cc": "main/app_main.cc.j2",
+    # The ESP-IDF platform layer (ef_platform.h), shared with the camera node
+    "main/ef_platform.h": "main/ef_platform.h.j2",
+    "main/ef_storage.cc": "main/ef_storage.cc.j2",
+    "main/ef_claim.cc": "main/ef_claim.cc.j2",
+    "main/ef_wifi_prov.cc": "main/ef_wifi_prov.cc.j2",
+    "main/ef_mqtt.cc": "main/ef_mqtt.cc.j2",
+    "main/ef_ota_client.h": "main/ef_ota_client.h.j2",
+    "main/ef_ota_client.cc": "main/ef_ota_client.cc.j2",
+    "main/server_ca.pem": "main/server_ca.pem.j2",
+    # The vibration node on top of it
+    "main/ef_sensor.h": "main/ef_sensor.h.j2",
+    "main/ef_sensor.cc": "main/ef_sensor.cc.j2",
+    "main/ef_messages.h": "main/ef_messages.h.j2",
+    "main/ef_messages.cc": "main/ef_messages.cc.j2",
+    "main/ef_self_test.h": "main/ef_self_test.h.j2",
+    "sdkconfig.production": "sdkconfig.production.j2",
 }
 MPU6050_AXES: Final = ("ax", "ay", "az", "gx", "gy", "gz")
 DEBOUNCE_MAX_N: Final = 64  # EF_DEBOUNCE_MAX_N in ef_core.h
@@ -59,6 +104,15 @@ def arena_bytes(card_arena: int, options: FirmwareOptions) -> int:
     """The card's measured arena plus the margin, rounded up to 16 bytes."""
     margin = max(options.arena_margin_min_bytes, math.ceil(card_arena * options.arena_margin))
     return -(-(card_arena + margin) // 16) * 16
+
+
+def card_target_far(card: ModelCard) -> float:
+    """The per-window false-alarm rate the card's threshold aims at, as the Python runtime reads it."""
+    assert card.threshold is not None
+    far = card.threshold.target_false_alarm_rate
+    if far is None and card.threshold.percentile is not None:
+        far = 1.0 - card.threshold.percentile / 100.0
+    return far or 0.01
 
 
 def get_esp_target(name: str) -> EspTarget:
@@ -86,7 +140,8 @@ def load_model_dir(model_dir: Path) -> tuple[ModelCard, bytes]:
 def _check_card(card: ModelCard, where: Path) -> FeatureConfig:
     if card.task != "anomaly_detection" or card.device_kind != "vibration":
         raise FirmwareError(
-            f"{where}: the ESP-IDF export supports vibration anomaly_detection models, not "
+            f"{where}: the ESP-IDF export supports vibration anomaly_detection and camera "
+            "person_detection models, not "
             f"{card.device_kind} {card.task}"
         )
     fs, sensor, threshold = card.feature_spec, card.sensor, card.threshold
@@ -160,6 +215,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def render_model_independent(path: str) -> bytes:
+    """One project file that takes nothing from the model (the fleet modules: `main/ef_wire.c`,
+    `main/ef_outbox.c`, ...), rendered as `render_project` renders it; host tests build these
+    without training a model. A template that needs the model's context raises FirmwareError."""
+    template = PROJECT_FILES.get(path)
+    if template is None:
+        raise FirmwareError(f"{path} is not a template of the ESP-IDF project")
+    try:
+        return _environment().get_template(template).render({}).encode()
+    except jinja2.UndefinedError as err:
+        raise FirmwareError(f"{path} depends on the model: {err}") from err
+
+
 def _decision_hops(options: FirmwareOptions, window: int, hop: int) -> tuple[int, int, int]:
     d = options.decision
     k, n, m = debounce_in_hops(d.k, d.n, d.m, window, hop)
@@ -171,21 +239,10 @@ def _decision_hops(options: FirmwareOptions, window: int, hop: int) -> tuple[int
     return k, n, m
 
 
-def render_project(
-    card: ModelCard,
-    model: bytes,
-    target: str,
-    options: FirmwareOptions | None = None,
-    *,
-    where: Path = Path(),
-) -> dict[str, bytes]:
-    """Every file of the project (path relative to the project root -> content)."""
-    from edgefleet.ml.export import c_array
+def checked_resolver_methods(card: ModelCard, model: bytes, where: Path) -> list[tuple[str, str]]:
+    """The model's ops with their resolver methods, after checking the card lists the same ops."""
     from edgefleet.ml.tflite_info import read_ops
 
-    options = options or FirmwareOptions()
-    esp = get_esp_target(target)
-    config = _check_card(card, where / "model_card.json")
     try:
         model_ops = read_ops(model)
     except Exception as err:  # tflite-micro raises plain exceptions on a bad flatbuffer
@@ -194,7 +251,32 @@ def render_project(
         raise FirmwareError(
             f"{where}: model_card.json lists ops {sorted(set(card.ops))} but model.tflite uses {model_ops}"
         )
-    methods = resolver_methods(model_ops)
+    return resolver_methods(model_ops)
+
+
+def render_project(
+    card: ModelCard,
+    model: bytes,
+    target: str,
+    options: FirmwareOptions | None = None,
+    *,
+    where: Path = Path(),
+    self_test: Sequence[SelfTestCase] = (),
+) -> dict[str, bytes]:
+    """Every file of the project (path relative to the project root -> content).
+
+    `self_test`: the model's self-test vectors (`self_test.json` of the model directory), compiled
+    into the firmware so a new app proves its model before it is marked valid."""
+    from edgefleet.ml.export import c_array
+
+    options = options or FirmwareOptions()
+    if card.device_kind == "camera":
+        from edgefleet.ml.firmware.camera import render_camera_project
+
+        return render_camera_project(card, model, target, options, where=where, self_test=self_test)
+    esp = get_esp_target(target)
+    config = _check_card(card, where / "model_card.json")
+    methods = checked_resolver_methods(card, model, where)
     arena = arena_bytes(card.arena_bytes, options)
     _check_budget(card, arena, esp)
     fs, sensor, threshold = card.feature_spec, card.sensor, card.threshold
@@ -203,6 +285,7 @@ def render_project(
     mpu6050 = set(sensor.axes) <= set(MPU6050_AXES) and fs.sample_rate_hz <= 1000
     accel_fs, gyro_fs = _mpu6050_ranges(card)
     context: dict[str, Any] = {
+        "kind": "vibration",
         "card": card,
         "fs": fs,
         "sensor": sensor,
@@ -226,6 +309,10 @@ def render_project(
         "accel_fs_g": accel_fs,
         "gyro_fs_dps": gyro_fs,
         "model_bytes": len(model),
+        "card_target_far": card_target_far(card),
+        "features_plan": codegen_fft.fft_plan(fs.window, len(sensor.axes)) if "spectral" in fs.sets else None,
+        "self_test": list(self_test),
+        "server_ca": options.server_ca_pem,
         "project_name": "edgefleet_" + "".join(c if c.isalnum() else "_" for c in card.model_id),
     }
     env = _environment()
@@ -242,6 +329,20 @@ def render_project(
     return {path: files[path] for path in PROJECT_FILES}
 
 
+def load_model_self_test(model_dir: Path) -> list[SelfTestCase]:
+    """The model directory's `self_test.json` (as `edgefleet model train` writes it); none if absent."""
+    from edgefleet.ml.errors import ExportError
+    from edgefleet.ml.selftest import SELF_TEST_FILE, load_self_test
+
+    path = model_dir / SELF_TEST_FILE
+    if not path.is_file():
+        return []
+    try:
+        return load_self_test(path)
+    except ExportError as err:
+        raise FirmwareError(str(err)) from err
+
+
 def generate_project(
     model_dir: Path, target: str, out: Path, options: FirmwareOptions | None = None
 ) -> list[Path]:
@@ -252,7 +353,8 @@ def generate_project(
     over the target's budget (saying by how much).
     """
     card, model = load_model_dir(model_dir)
-    files = render_project(card, model, target, options, where=model_dir)
+    self_test = load_model_self_test(model_dir)
+    files = render_project(card, model, target, options, where=model_dir, self_test=self_test)
     written = []
     try:
         for rel, data in files.items():
