@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export EDGEFLEET_SHARED ?= $(abspath ../shared)
 
-.PHONY: demo test lint typecheck pytest bench chromium venv clean help
+.PHONY: demo test lint typecheck pytest bench chromium axe libsodium venv clean help
 
 help:
 	@echo "make demo   - install .[all] into $(VENV) and run 'edgefleet demo'"
@@ -42,6 +42,23 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found and cannot install it here: browser tests will skip (and fail under CI)"; fi
 
+# libsodium: the firmware's OTA signature checks run against it in the host tests (Ed25519, as on the chip).
+libsodium:
+	@if ldconfig -p 2>/dev/null | grep -q 'libsodium.so.23'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian libsodium23 for the firmware's host tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsodium23 >/dev/null; \
+	else echo "libsodium not found and cannot install it here: the firmware OTA tests will skip (and fail under CI)"; fi
+
+# axe-core for the dashboard's accessibility checks, pinned in tests/dashboard/js/package-lock.json.
+AXE_DIR := tests/dashboard/js
+axe:
+	@if ! command -v npm >/dev/null; then \
+		echo "npm not found: the accessibility checks will skip (and fail under CI)"; \
+	elif [ ! $(AXE_DIR)/node_modules/.installed -nt $(AXE_DIR)/package-lock.json ]; then \
+		npm ci --prefix $(AXE_DIR) --no-audit --no-fund --silent && touch $(AXE_DIR)/node_modules/.installed; \
+	fi
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,8 +67,11 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-dev chromium
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Two workers (pytest-xdist), a test file per worker at a time: most tests wait on processes, brokers
+# and browsers, so two run in about 60 % of the time of one on a 2-core machine. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 2
+pytest: $(VENV)/.installed-dev chromium axe libsodium
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint pytest
 
@@ -62,4 +82,4 @@ bench: $(VENV)/.installed-all
 	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts src/*.egg-info $(AXE_DIR)/node_modules

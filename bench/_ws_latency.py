@@ -5,9 +5,25 @@ line with the latencies (seconds) of the first COUNT `event` messages (or what a
 """
 
 import json
+import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
+
+
+def start_receiver(ws_url: str, count: int, timeout_s: float) -> "subprocess.Popen[str]":
+    """This script in a process of its own, connected: its last stdout line is the latencies."""
+    receiver = subprocess.Popen(
+        [sys.executable, str(Path(__file__)), ws_url, str(count), str(timeout_s)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None
+    if receiver.stdout.readline().strip() != "ready":
+        receiver.kill()
+        raise RuntimeError(f"the WebSocket receiver did not connect to {ws_url.split('?', maxsplit=1)[0]}")
+    return receiver
 
 
 def main(url: str, count: int, timeout_s: float) -> None:

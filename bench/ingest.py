@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from _brokers import MOSQUITTO_SETTINGS, mosquitto_version, private_mosquitto, standalone_embedded
+from _ws_latency import start_receiver
 
 PACKAGES = ("fastapi", "sqlalchemy", "paho-mqtt", "psycopg", "uvicorn", "amqtt")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -360,21 +361,7 @@ def _latency(port: int, token: str, fleet: Fleet, rate: float, seconds: float, r
     processes = len(fleet.devices) if fleet.per_device_clients else 1
     count = int(rate * seconds)
     count -= count % processes
-    receiver = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("_ws_latency.py")),
-            f"ws://127.0.0.1:{port}/api/v1/stream?token={token}",
-            str(count),
-            str(seconds + 30),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert receiver.stdout is not None
-    if receiver.stdout.readline().strip() != "ready":
-        receiver.kill()
-        raise RuntimeError("the WebSocket receiver did not connect")
+    receiver = start_receiver(f"ws://127.0.0.1:{port}/api/v1/stream?token={token}", count, seconds + 30)
     pubs = _publishers(fleet, count, processes, rate, f"lat-{run_id}", first_seq=LATENCY_SEQ)
     _wait(pubs)
     out, _ = receiver.communicate(timeout=seconds + 90)

@@ -1,4 +1,5 @@
-"""Dashboard: MQTT publish -> visible in the browser's live log at a set rate; fleet page first render."""
+"""Dashboard: MQTT publish -> visible in the browser's live log at a set rate; fleet page first render
+on a desktop, and its first contentful paint and time to interactive on a CPU-throttled phone."""
 
 import json
 import logging
@@ -14,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import _ui_phone as phone
 import _ui_stack as stack
 
 PACKAGES = ("nicegui", "playwright", "fastapi", "uvicorn", "amqtt", "paho-mqtt", "sqlalchemy", "httpx")
@@ -78,8 +80,10 @@ WIRE_JS = """(() => {
 })();"""
 NAVIGATION_JS = """() => {
   const n = performance.getEntriesByType('navigation')[0];
+  const paint = performance.getEntriesByName('first-contentful-paint')[0];
   return {ttfb_ms: n.responseStart, html_ms: n.responseEnd, dom_content_loaded_ms: n.domContentLoadedEventEnd,
-          html_kib: n.encodedBodySize / 1024, visible_ms: performance.now()};
+          html_kib: n.encodedBodySize / 1024, visible_ms: performance.now(),
+          fcp_ms: paint ? paint.startTime : -1};
 }"""
 
 
@@ -289,7 +293,14 @@ def _fleet(server: stack.ServerProcess, browser: Any, options: Mapping[str, str]
         )
     cards_with_spark = page.locator("[data-device-id] svg").count()
     page.context.close()
+    throttle = float(options.get("cpu_throttle", "4"))
+    log.info("fleet page on a phone with %gx CPU throttling ...", throttle)
+    on_phone = phone.phone_fleet(
+        browser, server.url, (org.email, stack.PASSWORD), runs=runs, throttle=throttle
+    )
     return {
+        **on_phone,
+        "fleet_fcp_ms": round(statistics.median(r["fcp_ms"] for r in renders), 1),
         "fleet_render_ms": round(statistics.median(r["ms"] for r in renders), 1),
         "fleet_renders": renders,
         "fleet_devices": fleet,
@@ -324,6 +335,8 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
     return {
         "p95_ms": p95,
         "fleet_render_ms": fleet["fleet_render_ms"],
+        "phone_fcp_ms": fleet["phone_fcp_ms"],
+        "phone_interactive_ms": fleet["phone_interactive_ms"],
         **latency,
         **fleet,
         "targets": {
@@ -341,5 +354,6 @@ def run(options: Mapping[str, str]) -> dict[str, Any]:
                 "met": fleet["fleet_render_ms"] <= TARGET_FLEET_RENDER_MS
                 and fleet["fleet_devices"] >= TARGET_FLEET,
             },
+            **phone.targets(fleet, fleet["fleet_devices"]),
         },
     }

@@ -2,13 +2,18 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from edgefleet.server.notify.local_inbox import LocalInbox
 
 from tests.support.services import (
     SERVICE_CHECKS,
     MosquittoBroker,
     PostgresDatabase,
+    free_port,
     in_ci,
     shared_dir,
 )
@@ -58,3 +63,14 @@ def shared() -> Path:
     """The shared datasets and models (EDGEFLEET_SHARED, default ../shared)."""
     _require("shared")
     return shared_dir()
+
+
+@pytest.fixture
+def inbox() -> Iterator["LocalInbox"]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+    from edgefleet.server.notify.local_inbox import LocalInbox
+
+    box = LocalInbox(free_port())
+    box.start()
+    yield box
+    box.stop()

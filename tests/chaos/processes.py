@@ -71,9 +71,12 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def argv(self) -> list[str]:
         command = [sys.executable, "-m", "edgefleet", "server", "--db", self.db_url, "--broker", self.broker]
-        command += ["--port", str(self.port), "--mqtt-port", str(self.mqtt_port), "--no-dashboard"]
+        return [*command, "--port", str(self.port), "--mqtt-port", str(self.mqtt_port), "--no-dashboard"]
+
+    def start(self) -> None:
+        command = self.argv()
         with self.log_path.open("ab") as out:
             out.write(f"\n=== start {self.starts + 1} at {time.time():.3f}\n".encode())
             out.flush()

@@ -147,6 +147,11 @@ def test_first_run_trains_serves_stores_and_stops_second_run_reuses(
     assert all(e["data"].get("thumbnail_jpeg") for e in person), person[0]
     anomaly = _until("demo-vib-0003's imbalance raises an anomaly", lambda: events("anomaly"))
     assert {e["device_id"] for e in anomaly} == {"demo-vib-0003"}
+    mbox = home / "inbox.mbox"  # the alarm, mailed to the demo's local test inbox (issue 21)
+    # one mail for the fault: its rule and anomaly alarms open together; the device's cooldown holds one
+    mailed = re.compile(r"\[edgefleet\] OPEN \w+ (rule|anomaly) alarm on demo-vib-0003")
+    _until("the alarm's mail", lambda: mbox.exists() and mailed.search(mbox.read_text()))
+    assert "demo inbox: [edgefleet] OPEN" in first.output
     telemetry = api.get("/api/v1/devices/demo-vib-0001/telemetry", headers=auth).json()
     assert telemetry and telemetry[0]["mode"] == "running"
 

@@ -139,7 +139,10 @@ class Device:
             ),
         )  # fmt: skip
 
-    def event(self, kind: str = "anomaly", active: bool = True, **fields: Any) -> int:
+    def event(
+        self, kind: str = "anomaly", active: bool = True, ts: datetime | None = None, **fields: Any
+    ) -> int:
+        """Publish an event (at `ts`, device time; now by default) and return its seq."""
         seq = next(self.seq)
         defaults: dict[str, Any] = (
             {"score": 0.92, "person_count": 1} if kind == "person" else {"score": 2.4, "threshold": 1.0}
@@ -147,7 +150,7 @@ class Device:
         self._send(
             Channel.EVENT,
             Event(
-                device_id=self.device_id, seq=seq, ts=datetime.now(UTC),
+                device_id=self.device_id, seq=seq, ts=ts or datetime.now(UTC),
                 kind=kind, active=active, **{**defaults, **fields},  # type: ignore[arg-type]
             ),
         )  # fmt: skip

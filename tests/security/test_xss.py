@@ -369,6 +369,7 @@ SINKS = {"props", "html", "markdown", "run_javascript", "add_slot", "add_head_ht
 REVIEWED = {  # (file, sink, what it is built from): not from users or devices
     ("pages/fleet.py", "html", "sparkline_svg"),  # numbers, and a label it escapes (test below)
     ("pages/rollout_views.py", "add_slot", "colors"),  # the fixed state -> colour table
+    ("theme.py", "add_head_html", "HEAD_HTML + STYLE"),  # pwa.py's constants and the packaged theme.css
 }
 
 

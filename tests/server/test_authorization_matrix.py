@@ -83,6 +83,22 @@ class World:
             self.client.post(f"/api/v1/rollouts/{rollout_id}/pause", headers=headers)
         return rollout_id
 
+    def new_channel(self) -> int:
+        body = {"name": f"{MARKER}-hook", "kind": "webhook", "config": {"url": f"https://{MARKER}.example/h"}}
+        response = self.client.post(
+            "/api/v1/notifications/channels", json=body, headers=self.accounts["owner"].headers
+        )
+        channel_id: int = response.json()["id"]
+        return channel_id
+
+    def new_rule(self) -> int:
+        body = {"name": f"{MARKER}-rule", "channel_ids": [self.new_channel()]}
+        response = self.client.post(
+            "/api/v1/notifications/rules", json=body, headers=self.accounts["owner"].headers
+        )
+        rule_id: int = response.json()["id"]
+        return rule_id
+
     def owner_key(self) -> int:
         response = self.client.post(
             "/api/v1/auth/api-keys", json={"name": "k"}, headers=self.accounts["owner"].headers
@@ -213,6 +229,54 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/api/v1/rollouts/{rollout_id}/abort"): Rule(
         "admin", "resource", setup=lambda w: {"rollout_id": w.new_rollout()}
+    ),
+    # notifications (issue 21)
+    ("GET", "/api/v1/notifications/channels"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/notifications/channels"): Rule(
+        "admin",
+        "collection",
+        body=lambda: {"name": "m", "kind": "webhook", "config": {"url": "https://h.example/"}},
+    ),
+    ("GET", "/api/v1/notifications/channels/{channel_id}"): Rule(
+        "viewer", "resource", setup=lambda w: {"channel_id": w.new_channel()}
+    ),
+    ("PATCH", "/api/v1/notifications/channels/{channel_id}"): Rule(
+        "admin", "resource", body=lambda: {"enabled": True}, setup=lambda w: {"channel_id": w.new_channel()}
+    ),
+    ("DELETE", "/api/v1/notifications/channels/{channel_id}"): Rule(
+        "admin", "resource", setup=lambda w: {"channel_id": w.new_channel()}
+    ),
+    ("POST", "/api/v1/notifications/channels/{channel_id}/test"): Rule(
+        "admin", "resource", setup=lambda w: {"channel_id": w.new_channel()}
+    ),
+    ("GET", "/api/v1/notifications/rules"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/notifications/rules"): Rule(  # "resource": org A's channel is unknown to org B
+        "admin", "resource", json=lambda w: {"name": "r", "channel_ids": [w.new_channel()]}
+    ),
+    ("GET", "/api/v1/notifications/rules/{rule_id}"): Rule(
+        "viewer", "resource", setup=lambda w: {"rule_id": w.new_rule()}
+    ),
+    ("PATCH", "/api/v1/notifications/rules/{rule_id}"): Rule(
+        "admin", "resource", body=lambda: {"enabled": True}, setup=lambda w: {"rule_id": w.new_rule()}
+    ),
+    ("DELETE", "/api/v1/notifications/rules/{rule_id}"): Rule(
+        "admin", "resource", setup=lambda w: {"rule_id": w.new_rule()}
+    ),
+    ("GET", "/api/v1/notifications/deliveries"): Rule("viewer", "collection"),
+    ("GET", "/api/v1/notifications/feed"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/notifications/feed/seen"): Rule("viewer", "collection", body=lambda: {"last_id": 0}),
+    ("GET", "/api/v1/notifications/push/key"): Rule("viewer", "collection"),
+    ("GET", "/api/v1/notifications/push/subscriptions"): Rule("viewer", "collection"),
+    ("POST", "/api/v1/notifications/push/subscriptions"): Rule(
+        "viewer",
+        "collection",
+        body=lambda: {
+            "endpoint": f"https://push.example/{next(_n)}",
+            "keys": {"p256dh": "B" * 87, "auth": "a" * 22},
+        },
+    ),
+    ("DELETE", "/api/v1/notifications/push/subscriptions"): Rule(
+        "viewer", "collection", params={"endpoint": "https://push.example/none"}
     ),
 }
 RANK = {"viewer": 0, "admin": 1, "owner": 2}

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, inspect, text
 from edgefleet.server.db import downgrade, make_engine, upgrade
 from edgefleet.server.db.migrate import MIGRATIONS
 from edgefleet.server.db.models import Base
+from edgefleet.server.db.partitions import autogenerate_options
 from tests.support.services import PostgresDatabase
 
 EXPECTED_TABLES = {
@@ -36,9 +37,11 @@ def _check_schema(engine: Engine) -> None:
     event_indexes = {ix["name"] for ix in inspector.get_indexes("events")}
     assert {"ix_events_device_ts", "ix_events_org_ts", "ix_events_org_kind_ts"} <= event_indexes
     uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("events")}
-    assert ("device_id", "seq") in uniques
+    partitioned = engine.dialect.name == "postgresql"  # the unique key holds the partition key there
+    assert (("device_id", "seq", "received_day") if partitioned else ("device_id", "seq")) in uniques
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        options = autogenerate_options(engine.dialect.name)  # partitions are not model tables
+        diff = compare_metadata(MigrationContext.configure(connection, opts=options), Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
 
 

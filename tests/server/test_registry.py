@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgefleet.contracts import ModelManifest
+from edgefleet.contracts import ModelCard, ModelManifest
 from edgefleet.contracts.model_package import SignatureError, read_package, verify_signature
 from edgefleet.server import ServerSettings, create_app, signing
 from edgefleet.server.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -364,3 +364,30 @@ def test_the_service_on_both_databases(sessions: tuple[sessionmaker[Session], Pr
         assert registry.default_model(session, principal.org_id, "vibration") is not None
         manifest = registry.manifest_for(session, principal.org_id, pk, "http://server:8000")
         assert manifest.self_test[0].input_int8 == kit.self_test(1)[0]["input_int8"]
+
+
+def test_a_model_that_loaded_is_not_probed_again_and_a_refusal_is_not_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TFLM load runs in a child process (seconds); the same bytes and arena load the same way,
+    so a second check of a model that loaded skips it, while a refused model is probed every time."""
+    from edgefleet.server.services import model_check
+
+    probes: list[int] = []
+    real_probe = model_check._probe_in_child
+
+    def counting(tflite: bytes, arena: int) -> None:
+        probes.append(arena)
+        real_probe(tflite, arena)
+
+    monkeypatch.setattr(model_check, "_probe_in_child", counting)
+    monkeypatch.setattr(model_check, "_loaded", type(model_check._loaded)())
+    card = ModelCard.model_validate_json(json.dumps(kit.card(arena_bytes=4096)))
+    for _ in range(2):
+        model_check.check_model(kit.FAKE_TFLITE, card)
+    assert probes == [4096]
+    too_small = ModelCard.model_validate_json(json.dumps(kit.card(arena_bytes=64)))
+    for _ in range(2):
+        with pytest.raises(model_check.ModelCheckError, match="crashed TensorFlow Lite Micro"):
+            model_check.check_model(kit.FAKE_TFLITE, too_small)
+    assert probes == [4096, 64, 64]

@@ -206,7 +206,11 @@ def test_a_broken_model_halts_the_rollout_and_no_device_runs_it(stack: Stack) ->
     assert detail["reason"] and "FAILED" in detail["reason"], detail["reason"]
     rows = {r["device_id"]: r for r in detail["device_states"]}
     first = [d for d, r in rows.items() if r["stage"] == 0]
-    assert all(rows[d]["failed"] and "self" in (rows[d]["reason"] or "").lower() for d in first), rows
+    # Every first-stage device refused the model at its self-test, unless the halt (after the failure
+    # limit) cancelled its command before it answered: which of the two depends on timing.
+    refused = [d for d in first if rows[d]["failed"]]
+    assert refused and all("self" in (rows[d]["reason"] or "").lower() for d in refused), rows
+    assert all(rows[d]["failed"] or rows[d]["state"] == "cancelled" for d in first), rows
     assert {r["state"] for r in rows.values() if r["stage"] > 0} == {"pending"}  # never commanded
     time.sleep(3)  # anything still in flight would show by now
     after = {d["id"]: d["model_version"] for d in org.api.get("/api/v1/devices").json()}

@@ -70,6 +70,22 @@ def _postgres_problem() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_DSN!r}: {err}"
 
 
+REDIS_URL = os.environ.get("EDGEFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@cache
+def _redis_problem() -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return "the redis client is not installed"
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as err:
+        return f"Redis not reachable at {REDIS_URL}: {err}"
+    return None
+
+
 def _shared_problem() -> str | None:
     root = shared_dir()
     needed = [
@@ -90,11 +106,34 @@ def _chromium_problem() -> str | None:
     return None
 
 
+def _tflm_host_problem() -> str | None:
+    from edgefleet.ml.firmware.hostbuild import host_build_problem  # imported only when asked
+
+    return host_build_problem()
+
+
+AXE_JS = Path(__file__).resolve().parents[1] / "dashboard/js/node_modules/axe-core/axe.min.js"
+
+
+def _axe_problem() -> str | None:
+    """axe-core from npm (pinned in tests/dashboard/js/package-lock.json; `make test` installs it)."""
+    if AXE_JS.exists():
+        return None
+    if not shutil.which("npm"):
+        return "no node/npm to install axe-core for the accessibility checks"
+    return "axe-core not installed: run `make axe` (npm ci in tests/dashboard/js)"
+
+
 SERVICE_CHECKS: dict[str, Callable[[], str | None]] = {
     "postgres": _postgres_problem,
+    "redis": _redis_problem,
     "mosquitto": lambda: None if mosquitto_binary() else "no mosquitto binary on PATH or in /usr/sbin",
     "shared": _shared_problem,
     "chromium": _chromium_problem,
+    "axe": _axe_problem,
+    # g++/gcc/ar and the vendored esp-tflite-micro sources (host builds of generated firmware)
+    "tflm_host": _tflm_host_problem,
+    "valgrind": lambda: None if shutil.which("valgrind") else "no valgrind on PATH",
 }
 
 

@@ -125,6 +125,8 @@ def _banner(info: "DemoInfo") -> None:
     grid.add_row("cameras", info.camera_note)
     grid.add_row("broker", info.broker_url)
     grid.add_row("home", str(info.home))
+    if info.inbox:
+        grid.add_row("inbox", info.inbox)
     reused = f"; reused {len(info.reused)} devices" if info.reused else ""
     title = "edgefleet demo" + (" (new demo account)" if info.user_created else "")
     console.print(Panel(grid, title=title, subtitle=f"Ctrl-C stops it{reused}", expand=False))

@@ -55,6 +55,14 @@ def serve(
     dashboard: Annotated[
         bool, typer.Option("--dashboard/--no-dashboard", help="Serve the web dashboard at /.")
     ] = True,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all (one process, the default) | api (REST, WebSocket, dashboard) | ingest (MQTT "
+            "workers) | worker (rollouts, retention, alarms; one leader). Default: EDGEFLEET_ROLE or all. "
+            "Split roles need PostgreSQL, an external broker and EDGEFLEET_REDIS_URL (docs/scaling.md)."
+        ),
+    ] = None,
 ) -> None:
     """Start the server (API, MQTT ingest, embedded broker by default)."""
     if ctx.invoked_subcommand is not None:
@@ -64,22 +72,27 @@ def serve(
     from edgefleet.dashboard import create_dashboard_app
     from edgefleet.server import ServerError, create_app
 
-    settings = _with_secrets(_settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port))
+    settings = _with_secrets(
+        _settings(db_url=db, broker=broker, demo=demo, embedded_port=mqtt_port, role=role)
+    )
     if "public_url" not in settings.model_fields_set:  # model manifests point devices at this server
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         settings = settings.model_copy(update={"public_url": f"http://{reachable}:{port}"})
     try:
         settings.require_safe(http_host=host)
-        app = create_dashboard_app(settings) if dashboard else create_app(settings)
+        ui = dashboard and settings.role in ("all", "api")  # ingest and worker: health and metrics
+        app = create_dashboard_app(settings) if ui else create_app(settings)
     except ServerError as err:
         fail(str(err), code=2)
     if settings.demo and not settings.loopback_only(host):
         console.print(
             f"[yellow]demo mode on {host}: anyone who reaches it may sign up an organization[/yellow]"
         )
-    ui = "dashboard at /, " if dashboard else ""
+    served = "dashboard at /, API docs at /docs" if ui else "API docs at /docs"
+    if settings.role in ("ingest", "worker"):
+        served = "/healthz, /readyz, /metrics"
     console.print(
-        f"edgefleet server on http://{host}:{port} ({ui}API docs at /docs), broker: {settings.broker}"
+        f"edgefleet server ({settings.role}) on http://{host}:{port} ({served}), broker: {settings.broker}"
     )
     uvicorn.run(app, host=host, port=port, log_config=None, **settings.uvicorn_proxy_options())
 

@@ -5,6 +5,7 @@ from typing import Any
 from edgefleet.contracts.base import MAX_PAYLOAD_BYTES, SCHEMA_VERSION
 from edgefleet.contracts.codec import MESSAGE_TYPES
 from edgefleet.contracts.model_card import ModelCard
+from edgefleet.contracts.notifications import notification_schema
 from edgefleet.contracts.topics import DEVICE_ID_PATTERN, TOPIC_PREFIX
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -40,4 +41,5 @@ def contract_document() -> dict[str, Any]:
         },
         "messages": message_schemas(),
         "model_card": model_card_schema(),
+        "notification": notification_schema(),  # webhook body (docs/notifications.md)
     }

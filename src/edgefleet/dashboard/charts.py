@@ -22,8 +22,8 @@ def sparkline_svg(values: Sequence[float], width: int = 160, height: int = 36, l
     title = f"<title>{escape(label)}</title>" if label else ""
     if len(values) < 2:
         return (
-            f'<svg class="ef-spark" width="{width}" height="{height}" role="img">{title}'
-            f'<line x1="0" y1="{height - 2}" x2="{width}" y2="{height - 2}" stroke="#cbd5e1"/></svg>'
+            f"{_spark_open(width, height)}{title}"
+            f'<line x1="0" y1="{height - 2}" x2="{width}" y2="{height - 2}" stroke="#94a3b8"/></svg>'
         )
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
@@ -32,8 +32,17 @@ def sparkline_svg(values: Sequence[float], width: int = 160, height: int = 36, l
         f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(values)
     )
     return (
-        f'<svg class="ef-spark" width="{width}" height="{height}" role="img">{title}'
-        f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" points="{points}"/></svg>'
+        f"{_spark_open(width, height)}{title}"
+        f'<polyline fill="none" stroke="#2563eb" stroke-width="1.5" vector-effect="non-scaling-stroke" '
+        f'points="{points}"/></svg>'
+    )
+
+
+def _spark_open(width: int, height: int) -> str:
+    """The svg tag: drawn in a `width` x `height` box, stretched to the width of its card."""
+    return (
+        f'<svg class="ef-spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'style="width:100%;max-width:{2 * width}px;height:{height}px" role="img">'
     )
 
 
@@ -42,16 +51,30 @@ def _ms(ts: datetime) -> int:
 
 
 def _time_axis() -> dict[str, Any]:
-    return {"type": "time", "name": "time (UTC)", "nameLocation": "middle", "nameGap": 28}
+    # hideOverlap: on a narrow chart ECharts drops the labels that would collide instead of
+    # drawing them over each other, so the axis thins its labels to the width it has
+    return {
+        "type": "time",
+        "name": "time (UTC)",
+        "nameLocation": "middle",
+        "nameGap": 28,
+        "axisLabel": {"hideOverlap": True},
+    }
+
+
+def _legend(**extra: Any) -> dict[str, Any]:
+    """One line at the bottom; entries that do not fit scroll instead of wrapping onto the axis."""
+    return {"bottom": 0, "type": "scroll", **extra}
 
 
 def _base(title: str) -> dict[str, Any]:
     return {
         "title": {"text": title, "left": "center", "textStyle": {"fontSize": 13}},
-        "tooltip": {"trigger": "axis"},
+        "tooltip": {"trigger": "axis", "confine": True},
         "grid": {"left": 64, "right": 24, "top": 44, "bottom": 52},
         "color": PALETTE,
         "animation": False,
+        "aria": {"enabled": True},  # a text description of the chart for screen readers
     }
 
 
@@ -125,7 +148,7 @@ def score_chart(
     }
     option = _base("Anomaly score")
     option.update(
-        legend={"bottom": 0, "data": ["score p95", "score max", "threshold"]},
+        legend=_legend(data=["score p95", "score max", "threshold"]),
         xAxis=_time_axis(),
         yAxis=axis,
         series=[
@@ -134,7 +157,13 @@ def score_chart(
                 "type": "line",
                 "showSymbol": len(p95) < 2,
                 "data": p95,
-                "markArea": {"silent": True, "itemStyle": {"color": "rgba(220,38,38,0.12)"}, "data": areas},
+                "markArea": {
+                    "silent": True,
+                    "itemStyle": {"color": "rgba(220,38,38,0.12)"},
+                    # from the span's right edge inwards: an alarm still open ends at the chart's edge
+                    "label": {"position": "insideTopRight", "color": red},
+                    "data": areas,
+                },
                 "markLine": mark_line,
             },
             {
@@ -165,7 +194,7 @@ def series_chart(
     """Lines over time, one per name, on one value axis with a unit."""
     option = _base(title)
     option.update(
-        legend={"bottom": 0} if len(series) > 1 else {"show": False},
+        legend=_legend() if len(series) > 1 else {"show": False},
         xAxis=_time_axis(),
         yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 48},
         series=[
@@ -194,7 +223,7 @@ def stacked_bars(
     if span:
         axis.update(min=_ms(span[0]), max=_ms(span[1]))
     option.update(
-        legend={"bottom": 0, "type": "scroll"},
+        legend=_legend(),
         xAxis=axis,
         yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 40, "minInterval": 1},
         series=[
@@ -214,7 +243,11 @@ def stacked_bars(
 def category_bars(title: str, unit: str, values: Sequence[tuple[str, float]]) -> dict[str, Any]:
     option = _base(title)
     option.update(
-        xAxis={"type": "category", "data": [k for k, _ in values], "axisLabel": {"rotate": 30}},
+        xAxis={
+            "type": "category",
+            "data": [k for k, _ in values],
+            "axisLabel": {"rotate": 30, "hideOverlap": True},
+        },
         yAxis={"type": "value", "name": unit, "nameLocation": "middle", "nameGap": 48},
         series=[{"type": "bar", "data": [round(v, 6) for _, v in values]}],
     )
@@ -262,7 +295,7 @@ def drift_chart(series: Sequence[VersionSeries]) -> dict[str, Any]:
             "data": marks,
         }
     option.update(
-        legend={"bottom": 0, "type": "scroll"},
+        legend=_legend(),
         xAxis=_time_axis(),
         yAxis={
             "type": "value",
@@ -315,7 +348,7 @@ def drift_score_chart(series: Sequence[VersionSeries]) -> dict[str, Any]:
                     }
                 )
     option.update(
-        legend={"bottom": 0, "type": "scroll"},
+        legend=_legend(),
         xAxis=_time_axis(),
         yAxis={
             "type": "value",
@@ -327,4 +360,43 @@ def drift_score_chart(series: Sequence[VersionSeries]) -> dict[str, Any]:
         series=lines,
     )
     option["grid"]["bottom"] = 64
+    return option
+
+
+# --- cameras ----------------------------------------------------------------------------------
+def presence_chart(
+    changes: Sequence[tuple[datetime, int]], span: tuple[datetime, datetime], before: int = 0
+) -> dict[str, Any]:
+    """Persons present over time from a camera's person events: each (time, count) holds until the
+    next (a cleared event says 0), filled so presence reads as a timeline; `before` is the count in
+    force at the start of the span."""
+    start, end = span
+    points = [[_ms(start), before], *([_ms(t), n] for t, n in changes if start <= t <= end)]
+    points.append([_ms(end), points[-1][1]])
+    option = _base("Presence")
+    axis = _time_axis()
+    axis.update(min=_ms(start), max=_ms(end))
+    option.update(
+        legend={"show": False},
+        xAxis=axis,
+        yAxis={
+            "type": "value",
+            "name": "persons present",
+            "nameLocation": "middle",
+            "nameGap": 40,
+            "minInterval": 1,
+            "min": 0,
+        },
+        series=[
+            {
+                "name": "persons present",
+                "type": "line",
+                "step": "end",
+                "showSymbol": False,
+                "areaStyle": {"opacity": 0.3},
+                "data": points,
+            }
+        ],
+    )
+    option["grid"]["bottom"] = 44
     return option

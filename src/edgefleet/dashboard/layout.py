@@ -1,74 +1,163 @@
-"""The frame every signed-in page shares: header with navigation, the user, and sign-out."""
+"""The frame every signed-in page shares, from a 360 px phone to a desktop.
+
+- desktop (>= 1024 px): the navigation is a side drawer that stays open; the header has the user
+  and sign-out;
+- tablet and phone: the drawer closes into a menu button; on a phone (< 600 px) a bottom bar keeps
+  Alarms, Fleet and the live log one tap away, within reach of a thumb.
+
+Landmarks (header, nav, main), a skip link, an `h1` per page and `aria-current` on the link to the
+page being shown make it usable with a keyboard and a screen reader."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 from nicegui import ui
+from nicegui.elements.mixins.text_element import TextElement
 
 from edgefleet.contracts import utc_now
+from edgefleet.dashboard import bell, theme
 from edgefleet.dashboard.session import Viewer
 
-NAV = (
+NAV: list[tuple[str, str, str]] = [
     ("Fleet", "/", "sensors"),
+    ("Alarms", "/alarms", "notifications_active"),
+    ("Notifications", "/notifications", "campaign"),
     ("Live log", "/live", "bolt"),
     ("Statistics", "/stats", "bar_chart"),
-    ("Alarms", "/alarms", "notifications_active"),
     ("Models", "/models", "model_training"),
     ("Rollouts", "/rollouts", "system_update_alt"),
     ("Add device", "/devices/new", "add_circle"),
     ("Account", "/account", "person"),
-)
-_STYLE = """
-<style>
-  body { background: #f8fafc; }
-  .ef-card { transition: box-shadow .15s; }
-  .ef-card:hover { box-shadow: 0 4px 14px rgba(15,23,42,.12); }
-  .ef-muted { color: #64748b; }
-  .ef-mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
-</style>
-"""
+]
+"""(label, path, icon): the side navigation, in this order. Add an entry to add a page to it."""
+ADMIN_ONLY = {"/devices/new"}
+TAB_BAR = ("/alarms", "/", "/live")
+"""The phone's bottom bar: what a technician needs at hand, plus the menu."""
+
+_OPEN_MENU_JS = """() => {
+  getElement(%d).toggle();
+  setTimeout(() => {
+    const link = document.querySelector('#ef-nav a');
+    if (link && !link.closest('.q-layout--prevent-focus')) link.focus();
+  }, 300);
+}"""
 
 
-def _theme() -> None:
-    ui.colors(primary="#1e40af", secondary="#0f766e", accent="#7c3aed", negative="#dc2626")
-    ui.add_head_html(_STYLE)
+def text(tag: str, content: str) -> TextElement:
+    """An element with a tag of our choice (h1, h2, p, ...) holding `content` as text, never HTML."""
+    return TextElement(tag=tag, text=content)
+
+
+def current(path: str, href: str) -> bool:
+    """Whether the navigation link `href` is the section of `path` (a device page is in Fleet)."""
+    if href == "/":
+        return path == "/" or (path.startswith("/devices/") and path != "/devices/new")
+    return path == href or path.startswith(href + "/")
+
+
+def _page_path() -> str:
+    try:
+        return ui.context.client.request.url.path
+    except RuntimeError:  # no request (a page built outside one): nothing is marked current
+        return ""
+
+
+def _nav_link(label: str, href: str, icon: str, here: bool) -> None:
+    link = ui.link(target=href)
+    if here:
+        link.props('aria-current="page"')
+    with link:
+        ui.icon(icon, size="sm").props('aria-hidden="true"')
+        ui.label(label)
+
+
+def _drawer(viewer: Viewer, path: str) -> ui.left_drawer:
+    drawer = (
+        ui.left_drawer(value=None, bordered=True).classes("ef-drawer p-0").props("width=232 breakpoint=1023")
+    )
+    with drawer:
+        with ui.row().classes("lt-md w-full items-center justify-between px-4 py-2"):
+            ui.label(viewer.org_name).classes("text-sm ef-muted truncate")
+            ui.button(icon="close", on_click=drawer.hide).props(
+                'flat round dense aria-label="Close navigation"'
+            )
+        with ui.element("nav").classes("ef-nav w-full py-2").props('id="ef-nav" aria-label="Main"'):
+            for label, href, icon in NAV:
+                if href in ADMIN_ONLY and not viewer.can("admin"):
+                    continue
+                _nav_link(label, href, icon, current(path, href))
+        with ui.column().classes("lt-md w-full px-4 py-3 gap-0"):
+            ui.label(viewer.email).classes("text-sm break-all")
+            ui.label(f"{viewer.role} · {viewer.org_name}").classes("text-xs ef-muted")
+    return drawer
+
+
+def _tab_bar(path: str, drawer: ui.left_drawer) -> None:
+    labels = {href: (label, icon) for label, href, icon in NAV}
+    with ui.footer().classes("ef-tabbar xs p-0"), ui.element("nav").classes("w-full flex"):
+        for href in TAB_BAR:
+            label, icon = labels[href]
+            link = ui.link(target=href)
+            link.props["data-testid"] = f"tab-{label.split()[0].lower()}"
+            if current(path, href):
+                link.props('aria-current="page"')
+            with link:
+                ui.icon(icon, size="sm").props('aria-hidden="true"')
+                ui.label(label)
+        more = ui.element("button").props('type="button" data-testid="tab-menu"')
+        more.on("click", js_handler=_OPEN_MENU_JS % drawer.id)
+        with more:
+            ui.icon("menu", size="sm").props('aria-hidden="true"')
+            ui.label("More")
 
 
 @contextmanager
 def frame(viewer: Viewer, title: str) -> Iterator[None]:
-    """Header and a centred content column; use as `with frame(viewer, "Fleet"): ...`."""
-    _theme()
+    """Header, navigation and the page's main column; use as `with frame(viewer, "Fleet"): ...`."""
+    theme.apply()
     ui.page_title(f"{title} · edgefleet")
-    with ui.header().classes("items-center bg-white text-slate-800 shadow-sm px-4 py-2 gap-2"):
-        ui.link("edgefleet", "/").classes("text-lg font-bold text-blue-900 no-underline mr-4")
-        for label, href, icon in NAV:
-            if href == "/devices/new" and not viewer.can("admin"):
-                continue
-            link = ui.link(target=href).classes("no-underline text-slate-700 hover:text-blue-800")
-            with link, ui.row().classes("items-center gap-1 px-2"):
-                ui.icon(icon, size="xs")
-                ui.label(label).classes("text-sm")
+    path = _page_path()
+    with ui.header().classes("ef-header items-center px-2 sm:px-4 py-1 gap-1 sm:gap-2 no-wrap"):
+        ui.link("Skip to content", "#main").classes("ef-skip")
+        menu = ui.button(icon="menu").props('flat round aria-label="Open navigation" data-testid="menu"')
+        menu.classes("lt-md")
+        ui.link("edgefleet", "/").classes("ef-brand text-lg mr-2")
         ui.space()
-        ui.label(f"{viewer.email} · {viewer.role} · {viewer.org_name}").classes("text-xs ef-muted")
+        bell.render(viewer)  # alarm notifications of the signed-in user (dashboard/bell.py)
+        ui.label(f"{viewer.email} · {viewer.role} · {viewer.org_name}").classes("gt-sm text-xs ef-muted")
         with ui.element("form").props('method="post" action="/ui/logout"'):
-            ui.button("Log out", icon="logout").props("type=submit flat dense no-caps").props(
-                'data-testid="logout"'
-            )
-    with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
-        ui.label(title).classes("text-2xl font-semibold text-slate-800")
+            logout = ui.button(icon="logout").props('type=submit flat dense no-caps data-testid="logout"')
+            with logout:  # the words stay the button's name on a phone, where only the icon shows
+                ui.label("Log out").classes("sr-only sm:not-sr-only sm:ml-1")
+    drawer = _drawer(viewer, path)
+    menu.on("click", js_handler=_OPEN_MENU_JS % drawer.id)
+    _tab_bar(path, drawer)
+    main = ui.element("main").classes("w-full max-w-7xl mx-auto flex flex-col p-1 sm:p-2 gap-3 sm:gap-4")
+    with main.props('id="main" tabindex="-1"'):
+        text("h1", title).classes("ef-title")
         yield
 
 
 @contextmanager
 def bare(title: str) -> Iterator[None]:
     """The frame of the signed-out pages (login, sign-up)."""
-    _theme()
+    theme.apply()
     ui.page_title(f"{title} · edgefleet")
-    with ui.column().classes("w-full items-center pt-16"):
-        ui.label("edgefleet").classes("text-3xl font-bold text-blue-900")
+    with (
+        ui.element("main").classes("w-full flex flex-col items-center pt-8 sm:pt-16 px-2").props('id="main"')
+    ):
+        text("h1", "edgefleet").classes("text-3xl font-bold ef-brand")
         ui.label("Edge AI for industrial IoT").classes("ef-muted mb-6")
         yield
+
+
+def cards_when_narrow(table: ui.table) -> ui.table:
+    """Below 1024 px each row of `table` reads as a card of 'label value' lines (theme.css), so a
+    phone never scrolls sideways through a table. Cells with a slot of their own set `data-label`."""
+    table.classes("ef-stack")
+    table.add_slot("body-cell", '<q-td :props="props" :data-label="props.col.label">{{ props.value }}</q-td>')
+    return table
 
 
 def ago(ts: datetime | None, now: datetime | None = None) -> str:
@@ -87,4 +176,4 @@ def stamp(ts: datetime | None) -> str:
 
 
 def severity_color(severity: str) -> str:
-    return {"critical": "negative", "warning": "warning", "info": "info"}.get(severity, "grey")
+    return {"critical": "negative", "warning": "warning", "info": "info"}.get(severity, "blue-grey-8")

@@ -17,16 +17,19 @@ def mount_dashboard(app: FastAPI) -> None:
     stream and /metrics keep their paths because they are routed before the UI's catch-all mount."""
     from nicegui import ui
 
-    from edgefleet.dashboard import auth_routes, pages
+    from edgefleet.dashboard import auth_routes, pages, pwa
 
     context: ServerContext = app.state.edgefleet
     app.include_router(auth_routes.router)
+    app.include_router(pwa.router)  # manifest, icons, offline page, service worker at the root scope
     pages.register(context)
     ui.run_with(
         app,
         title="edgefleet",
         mount_path="/",
         show_welcome_message=False,
+        dark=None,  # follow the system's light or dark preference
+        language="en-US",  # also the <html lang> screen readers need
         reconnect_timeout=10.0,
         # The UI's own session storage is unused (sign-in is the server's cookie), but NiceGUI wants a key.
         storage_secret=context.settings.secret_key.get_secret_value(),

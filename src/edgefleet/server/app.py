@@ -31,6 +31,7 @@ from edgefleet.server.api.routes import (
     drift,
     events,
     models,
+    notifications,
     organization,
     ota,
     rollouts,
@@ -42,7 +43,7 @@ from edgefleet.server.api.routes import (
 )
 from edgefleet.server.api.routes import metrics as metrics_route
 from edgefleet.server.context import ServerContext
-from edgefleet.server.db import faults, make_engine, make_sessionmaker, transaction, upgrade
+from edgefleet.server.db import faults, make_engine, make_sessionmaker, upgrade
 from edgefleet.server.errors import (
     AuthError,
     ConflictError,
@@ -54,14 +55,16 @@ from edgefleet.server.errors import (
 from edgefleet.server.health import Health
 from edgefleet.server.hub import Hub
 from edgefleet.server.metrics import Metrics
+from edgefleet.server.notify import loop as notify_loop
+from edgefleet.server.notify import web as notify_web
+from edgefleet.server.notify.config import ChannelConfigError
 from edgefleet.server.ratelimit import LimiterUnavailableError, LoginRateLimiter
 from edgefleet.server.security import WeakPasswordError
-from edgefleet.server.services import alarms as alarm_service
-from edgefleet.server.services import retention
 from edgefleet.server.services.queries import BadQueryError
 from edgefleet.server.settings import ServerSettings
 
 if TYPE_CHECKING:
+    from edgefleet.server.cluster.redis_hub import RedisHub
     from edgefleet.server.runtime import MqttRuntime
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ _STATUS = {
     PermissionDeniedError: 403,
     RateLimitedError: 429,
     BadQueryError: 400,
+    ChannelConfigError: 422,
 }
 
 
@@ -105,6 +109,7 @@ def api_router() -> APIRouter:
         rollouts,
         drift,
         samples,
+        notifications,
     ):
         router.include_router(module.router)
     return router
@@ -198,63 +203,26 @@ def build_context(settings: ServerSettings) -> ServerContext:
             settings.login_limits_per_address,
             settings.login_limits_per_account,
             settings.signup_limits,
-            storage_url=settings.ratelimit_url,
+            storage_url=settings.limiter_storage_url,
             prefix=settings.ratelimit_prefix,
             memory_max_keys=settings.ratelimit_memory_max_keys,
         ),
-        hub=Hub(settings.stream_buffer),
+        hub=_hub(settings),
         metrics=Metrics(),
     )
 
 
+def _hub(settings: ServerSettings) -> "Hub | RedisHub":
+    """The live stream: in this process, or over Redis to every API process (REDIS_URL)."""
+    if settings.redis_url:
+        from edgefleet.server.cluster.redis_hub import RedisHub
+
+        return RedisHub(settings.redis_url, settings.redis_prefix, settings.stream_buffer)
+    return Hub(settings.stream_buffer)
+
+
 def _backoff(attempt: int, cap: float = START_RETRY_MAX_S) -> float:
     return float(min(cap, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
-
-
-async def _repeat(name: str, interval_s: float, health: Health, once: Callable[[], Any]) -> None:
-    """Run `once` on a worker thread every `interval_s` while the database is ready. A failure is one
-    compact log line per kind and minute (with the repeats counted), not a traceback per pass."""
-    errors = faults.ErrorLog(log, every_s=60.0)
-    while True:
-        await asyncio.sleep(interval_s)
-        if not health.schema_ready:
-            continue
-        try:
-            await asyncio.to_thread(once)
-        except Exception as err:
-            diagnosis = faults.diagnose(err)
-            if diagnosis.retry:
-                errors(diagnosis.kind, "%s failed: %s; retrying", name, diagnosis.detail)
-            else:  # a bug: its traceback, once a minute
-                errors(diagnosis.kind, "%s failed", name, level=logging.ERROR, exc_info=True)
-
-
-def _maintenance(context: ServerContext) -> Callable[[], None]:
-    """Auto-clear alarms (by the server's clock) every pass; purge expired rows (by the server's
-    receive time) every `retention_interval_s`."""
-    settings = context.settings
-    last_purge = -float("inf")
-
-    def clear_once() -> None:
-        with transaction(context.sessions) as session:
-            for alarm in alarm_service.auto_clear(session, settings.alarm_clear_after_s):
-                data = {"change": "cleared", "id": alarm.id, "device_id": alarm.device_id, "kind": alarm.kind}
-                context.hub.publish(alarm.org_id, "alarm", {**data, "clear_reason": "auto"})
-
-    def purge_once() -> None:
-        with transaction(context.sessions) as session:
-            purged = retention.purge_expired(session)
-        if purged.events or purged.telemetry:
-            log.info("retention: deleted %d events and %d telemetry rows", purged.events, purged.telemetry)
-
-    def once() -> None:
-        nonlocal last_purge
-        clear_once()
-        if time.monotonic() - last_purge >= settings.retention_interval_s:
-            purge_once()
-            last_purge = time.monotonic()
-
-    return once
 
 
 async def _migrate(context: ServerContext, health: Health) -> bool:
@@ -312,7 +280,8 @@ async def _start_later(context: ServerContext, health: Health, runtime: "MqttRun
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from edgefleet.server.rollout_engine import engine_for
+    from edgefleet.server.cluster.loops import leadership_for, start_loops
+    from edgefleet.server.cluster.shared import start_shared, stop_shared
     from edgefleet.server.runtime import MqttRuntime, start_mqtt, stop_mqtt
 
     context: ServerContext = app.state.edgefleet
@@ -320,34 +289,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = context.settings
     settings.require_safe()
     context.hub.bind(asyncio.get_running_loop())
+    shared = await start_shared(context)  # Redis: the stream's reader (API), cache invalidation
     runtime = health.mqtt = MqttRuntime()
+    health.leadership = leadership = leadership_for(context)
     tasks: list[asyncio.Task[None]] = []
     if await _migrate(context, health):
         await start_mqtt(context, runtime)
     else:
         tasks.append(asyncio.create_task(_start_later(context, health, runtime)))
-    rollouts = engine_for(context, settings.public_url)
-    tasks += [
-        asyncio.create_task(
-            _repeat(
-                "alarm auto-clear or retention purge",
-                settings.alarm_check_interval_s,
-                health,
-                _maintenance(context),
-            )
-        ),
-        asyncio.create_task(
-            _repeat("rollout engine pass", settings.rollout_interval_s, health, rollouts.run_once)
-        ),
-    ]
+    tasks += start_loops(context, health, leadership)  # those of this process's role (all: every one)
+    notifier = notify_loop.start(context, health)  # the notification outbox's sender (server/notify)
     try:
         yield
     finally:
+        await notify_loop.stop(notifier)
         for task in reversed(tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.to_thread(leadership.release)
         await stop_mqtt(runtime)
+        await stop_shared(shared)
         context.hub.bind(None)
         context.engine.dispose()
 
@@ -371,8 +333,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(UnicodeEncodeError, _not_unicode)
     app.add_exception_handler(DataError, _database_refused_value)
     browser_security.install(app, settings)  # CSRF origin check, security headers, no tokens in logs
-    app.include_router(api_router())
+    if settings.role in ("all", "api"):  # ingest and worker processes serve health and metrics only
+        app.include_router(api_router())
     app.include_router(metrics_route.router)  # /metrics: scrape token or admin
+    app.include_router(notify_web.router)  # /notify: acknowledge links, Web Push scripts
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import Command, OtaCommand
+from edgefleet.server.cluster.redis_hub import RedisHub
 from edgefleet.server.hub import Hub
 from edgefleet.server.metrics import Metrics
 from edgefleet.server.ratelimit import LoginRateLimiter
@@ -22,7 +23,8 @@ class ServerContext:
     engine: Engine
     sessions: sessionmaker[Session]
     limiter: LoginRateLimiter
-    hub: Hub
+    hub: Hub | RedisHub
+    """In this process (the embedded default), or over Redis to every API process (REDIS_URL)."""
     metrics: Metrics
     publish_command: Callable[[Command], None] | None = None
     """Set when an MQTT connection exists; routes answer 503 otherwise."""
@@ -32,7 +34,15 @@ class ServerContext:
     device_listeners: list[Callable[[], None]] = field(default_factory=list)
     """Called after device credentials change (claim, revoke, delete): broker sync, caches."""
 
+    announce_devices_changed: Callable[[], None] | None = None
+    """Tells the other server processes (`cluster/invalidation.py`); None: this is the only one."""
+
     def devices_changed(self) -> None:
+        self.run_device_listeners()
+        if self.announce_devices_changed is not None:
+            self.announce_devices_changed()
+
+    def run_device_listeners(self) -> None:
         for listener in self.device_listeners:
             try:
                 listener()

@@ -17,6 +17,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.faults import diagnose
 
 if TYPE_CHECKING:  # the MQTT side (amqtt, paho) is imported when the app starts, not with it
+    from edgefleet.server.cluster.leader import Leadership
     from edgefleet.server.runtime import MqttRuntime
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class Health:
     """Why the database is not ready (the last error of the start-up attempts)."""
     mqtt: "MqttRuntime | None" = None
     mqtt_error: str | None = None
+    leadership: "Leadership | None" = None
+    """The worker leadership (roles `worker` and `all`)."""
     _checked_at: float = -1e9
     _database: tuple[str, str | None] = ("unknown", None)
     _lock: asyncio.Lock | None = None
@@ -45,7 +48,15 @@ class Health:
         database = await self._database_state()
         ingest = self._ingest_state()
         ok = database["status"] == "ok" and ingest["status"] in ("ok", "off")
-        return {"status": "ok" if ok else "degraded", "database": database, "ingest": ingest}
+        status = "ok" if ok else "degraded"
+        report: dict[str, Any] = {"status": status, "database": database, "ingest": ingest}
+        role = self.context.settings.role
+        if role != "all":  # which process this is, and whether it leads the workers
+            report["role"] = role
+        if role == "worker" and self.leadership is not None:
+            report["leader"] = self.leadership.is_leader
+            report["term"] = self.leadership.term
+        return report
 
     async def _database_state(self) -> dict[str, Any]:
         if not self.schema_ready:

@@ -63,10 +63,15 @@ class RolloutEngine:
         manifests: ManifestSource,
         limits: HealthLimits | None = None,
         notify: Callable[[int, str, dict[str, object]], None] | None = None,
+        *,
+        fence: Callable[[Session], None] | None = None,
     ) -> None:
         """`publish` is asked for the current publisher on every pass (None: no MQTT connection,
-        so nothing is sent and devices stay pending)."""
+        so nothing is sent and devices stay pending). `fence` raises in a pass's transaction when
+        this process no longer leads the workers (`cluster/leader.py`): that pass commits and sends
+        nothing, so no stage is sent twice by two engines."""
         self._sessions = sessions
+        self._fence = fence
         self._publish = publish
         self.manifests = manifests
         self.limits = limits or HealthLimits()
@@ -76,6 +81,8 @@ class RolloutEngine:
     def run_once(self, now: datetime | None = None) -> StepResult:
         now = now or utc_now()
         with transaction(self._sessions) as session:
+            if self._fence is not None:
+                self._fence(session)
             result = self.step(session, now)
         self._deliver(result)
         if self._notify is not None:
@@ -119,6 +126,8 @@ class RolloutEngine:
                 failed.append(out)
         if failed:
             with transaction(self._sessions) as session:
+                if self._fence is not None:
+                    self._fence(session)
                 for out in failed:
                     row = session.get(RolloutDevice, (out.rollout_id, out.command.device_id))
                     if row is not None and row.command_id == out.command.command_id:
@@ -365,7 +374,9 @@ class _Pass:
             )
 
 
-def engine_for(context: ServerContext, base_url: str) -> RolloutEngine:
+def engine_for(
+    context: ServerContext, base_url: str, fence: Callable[[Session], None] | None = None
+) -> RolloutEngine:
     settings = context.settings
     limits = HealthLimits(
         anomaly_margin=settings.rollout_anomaly_margin,
@@ -378,4 +389,5 @@ def engine_for(context: ServerContext, base_url: str) -> RolloutEngine:
         registry_manifests(base_url),
         limits,
         context.hub.publish,
+        fence=fence,
     )

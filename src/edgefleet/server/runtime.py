@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from edgefleet.contracts import Channel, topic_for
 from edgefleet.server.broker import DeviceAuthority, EmbeddedBroker
+from edgefleet.server.cluster.publisher import MqttPublisher
 from edgefleet.server.context import ServerContext
 from edgefleet.server.ingest import IngestStore, IngestWorker
 from edgefleet.server.ingest.local import LocalIngest
-from edgefleet.server.ingest.mqtt import parse_broker_url
+from edgefleet.server.ingest.mqtt import BrokerAddress, parse_broker_url
 from edgefleet.server.ingest.worker import RateLimitedLog
 from edgefleet.server.services.drift import DriftLimits
 
@@ -24,7 +25,8 @@ CONNECT_WAIT_S = 3.0
 
 @dataclass
 class MqttRuntime:
-    worker: IngestWorker | LocalIngest | None = None
+    worker: IngestWorker | LocalIngest | MqttPublisher | None = None
+    """The ingest (roles `all`, `ingest`), or a client that only publishes commands (`api`, `worker`)."""
     broker: EmbeddedBroker | None = None
     broker_url: str | None = None
 
@@ -55,12 +57,14 @@ async def start_mqtt(context: ServerContext, runtime: MqttRuntime | None = None)
     else:
         address = parse_broker_url(settings.broker)
     runtime.broker_url = address.url
-    if settings.mosquitto_password_file:
+    if settings.mosquitto_password_file and settings.role in ("all", "api"):  # where devices change
         from edgefleet.server.mosquitto import MosquittoSync
 
         sync = MosquittoSync(context.sessions, settings)
         await asyncio.to_thread(sync.sync)
         context.device_listeners.append(sync.sync)
+    if settings.role in ("api", "worker"):  # they publish commands; only the ingest role subscribes
+        return await _start_publisher(context, runtime, address)
     store = IngestStore(
         context.sessions,
         settings.alarm_notify_cooldown_s,
@@ -107,6 +111,25 @@ async def start_mqtt(context: ServerContext, runtime: MqttRuntime | None = None)
     context.device_listeners.append(store.invalidate_devices)
     context.publish_command = worker.publish_command
     context.publish_ota = lambda c: worker.publish_message(topic_for(c.device_id, Channel.OTA_CMD), c)
+    context.broker_url_for_devices = settings.device_broker_url or address.url
+    return runtime
+
+
+async def _start_publisher(
+    context: ServerContext, runtime: MqttRuntime, address: BrokerAddress
+) -> MqttRuntime:
+    settings = context.settings
+    publisher = MqttPublisher(
+        address,
+        client_id=settings.ingest_client_id,
+        username=settings.ingest_username,
+        password=settings.ingest_password.get_secret_value(),
+        ca_file=settings.mqtt_ca_file,
+    )
+    await asyncio.to_thread(publisher.start, CONNECT_WAIT_S)
+    runtime.worker = publisher
+    context.publish_command = publisher.publish_command
+    context.publish_ota = lambda c: publisher.publish_message(topic_for(c.device_id, Channel.OTA_CMD), c)
     context.broker_url_for_devices = settings.device_broker_url or address.url
     return runtime
 

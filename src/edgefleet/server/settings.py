@@ -96,6 +96,27 @@ class ServerSettings(BaseSettings):
     """An alarm clears itself after the device has reported normal this long."""
     alarm_notify_cooldown_s: float = Field(default=600.0, ge=0)
     alarm_check_interval_s: float = Field(default=5.0, gt=0)
+
+    # Notifications (server/notify, docs/notifications.md)
+    notify_worker: bool = True
+    """Run the notification sender in this process (off: a separate `python -m edgefleet.server.notify`)."""
+    notify_interval_s: float = Field(default=1.0, gt=0)
+    """How often the sender looks for new alarm transitions and due deliveries."""
+    notify_send_timeout_s: float = Field(default=20.0, gt=0)
+    notify_lease_s: float = Field(default=60.0, gt=0)
+    """A delivery being sent is sent again after this if its worker died (must exceed the timeout)."""
+    notify_retry_base_s: float = Field(default=5.0, gt=0)
+    """First retry after a failure; doubling per attempt up to `notify_retry_max_s`."""
+    notify_retry_max_s: float = Field(default=3600.0, gt=0)
+    notify_max_attempts: int = Field(default=12, ge=1)
+    notify_ack_link_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    """How long the acknowledge link in a notification stays valid."""
+    notify_ca_file: str | None = None
+    """Extra CA certificates (PEM) trusted for outgoing TLS: SMTP, webhooks, northbound MQTT."""
+    notify_state_interval_s: float = Field(default=10.0, gt=0)
+    """How often device states are republished to northbound MQTT channels (when they changed)."""
+    vapid_subject: str | None = None
+    """Web Push contact (`mailto:ops@example.com` or an https URL); default: the public URL."""
     retention_interval_s: float = Field(default=3600.0, gt=0)
     """How often raw events/telemetry older than the organization's retention are deleted."""
     sample_keep_per_device: int = Field(default=200, ge=1)
@@ -134,6 +155,21 @@ class ServerSettings(BaseSettings):
     """Where `edgefleet server` keeps the secrets it generates when EDGEFLEET_SECRET_KEY or
     EDGEFLEET_INGEST_PASSWORD is not given (mode 0600). Default: beside the SQLite database
     (`<database>.secrets.json`), or `edgefleet-secrets.json` in the working directory for PostgreSQL."""
+    # Scale-out (docs/scaling.md): process roles and the state they share
+    role: Literal["all", "api", "ingest", "worker"] = "all"
+    """`all`: one process does everything (the embedded default). `api`: REST, WebSocket, dashboard;
+    `ingest`: MQTT shared-subscription worker; `worker`: rollouts, retention, alarm clearing,
+    partitions, with one active copy (leader election on PostgreSQL). Split roles need PostgreSQL,
+    an external broker and REDIS_URL."""
+    redis_url: str | None = None
+    """`redis://host:6379/0`: live stream fan-out and its resume buffer shared by every API process,
+    cache invalidation, and the rate limiter (unless RATELIMIT_URL names another). Unset: in-process."""
+    redis_prefix: str = "edgefleet"
+    """Key prefix of the stream and invalidation channel in Redis (installations sharing a Redis differ)."""
+    leader_poll_s: float = Field(default=2.0, gt=0)
+    """A standby worker tries to take the leadership this often; the leader checks its lock as often."""
+    partition_ahead_days: int = Field(default=7, ge=1)
+    """PostgreSQL: days of event/telemetry partitions the worker keeps created ahead of today."""
     public_url: str = "http://127.0.0.1:8000"
     """The server's URL as devices reach it; model manifests point their downloads here.
     `edgefleet server` sets it from --host/--port unless EDGEFLEET_PUBLIC_URL is given."""
@@ -159,6 +195,7 @@ class ServerSettings(BaseSettings):
                 f"db_url must be a sqlite:// or postgresql:// SQLAlchemy URL, not {self.db_url!r}"
             )
         self._check_limits()
+        self._check_role()
         if "allow_signup" not in self.model_fields_set:
             self.allow_signup = self.demo
         return self
@@ -180,6 +217,26 @@ class ServerSettings(BaseSettings):
                 raise ValueError(f"trusted_proxies: {proxy!r} is not an address or network") from err
         if self.ratelimit_url and urlsplit(self.ratelimit_url).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"ratelimit_url must be a redis:// URL, not {self.ratelimit_url!r}")
+
+    def _check_role(self) -> None:
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis_url must be a redis:// URL, not {self.redis_url!r}")
+        if self.role == "all":
+            return
+        problems = []
+        if not self.db_url.startswith("postgresql"):
+            problems.append("a PostgreSQL db_url (processes share the database)")
+        if self.broker == EMBEDDED:
+            problems.append("an external broker (mqtt://...; the embedded one lives in one process)")
+        if not self.redis_url:
+            problems.append("redis_url (the live stream crosses processes through Redis)")
+        if problems:
+            raise ValueError(f"role {self.role!r} needs " + "; ".join(problems))
+
+    @property
+    def limiter_storage_url(self) -> str | None:
+        """The rate limiter's storage: RATELIMIT_URL, else REDIS_URL, else memory (None)."""
+        return self.ratelimit_url or self.redis_url
 
     @property
     def mqtt_ingest_usernames(self) -> list[str]:

@@ -24,6 +24,7 @@ from edgefleet.cli.demo.cameras import (
     known_secret,
     provision,
 )
+from edgefleet.cli.demo.inbox import connect_channel, start_inbox
 from edgefleet.cli.demo.models import ModelPlan, person_model_dir, plan_vibration_model
 from edgefleet.cli.demo.options import HOST, DemoError, DemoOptions, DemoPaths
 from edgefleet.cli.demo.ports import bind_http, check_mqtt_port
@@ -36,6 +37,7 @@ from edgefleet.edge.model import ModelBundle
 from edgefleet.edge.sim.fleet import DeviceRow, Fleet
 from edgefleet.server import ServerSettings
 from edgefleet.server.db.models import Device
+from edgefleet.server.notify.local_inbox import LocalInbox
 
 log = logging.getLogger(__name__)
 # Devices connect one after another: amqtt 0.12 drops a connecting client when another subscribes
@@ -58,6 +60,8 @@ class DemoInfo:
     user_created: bool
     added: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    inbox: str = ""
+    """Where the demo's notification mails go (a local test inbox)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Demo:
         self.server: DemoServer | None = None
         self.fleet: Fleet | None = None
         self.cameras: CameraFleet | None = None
+        self.inbox: LocalInbox | None = None
         self.device_ids: list[str] = []
         self.left_online: int | None = None
         """After `close()`: how many devices the server still saw online (0 when all said offline)."""
@@ -186,6 +191,8 @@ class Demo:
         self.state.device_secrets.update({s.id: seeded.secrets[s.id] for s in vibration})
         save_state(self.paths.state, self.state)
         self.server.context.devices_changed()  # the ingest's device cache and the broker see them now
+        self.inbox = start_inbox(self.paths.home / "inbox.mbox")  # alarms are mailed here (issue 21)
+        connect_channel(self.server.context.sessions, self.state.email, self.inbox.port, settings.secret_key)
         self.device_ids = [spec.id for spec in vibration + cameras]
 
         try:
@@ -215,6 +222,7 @@ class Demo:
             user_created=seeded.user_created,
             added=seeded.added,
             reused=seeded.reused,
+            inbox=f"{self.paths.home / 'inbox.mbox'} (SMTP 127.0.0.1:{self.inbox.port}; Notifications page)",
         )
 
     def snapshot(self) -> Snapshot:
@@ -267,3 +275,6 @@ class Demo:
                 time.sleep(0.1)
             self.left_online = online
         server.stop()
+        if self.inbox is not None:
+            self.inbox.stop()
+            self.inbox = None

@@ -117,7 +117,7 @@ def _keys_card(keys: list[ApiKeyPublic], run: Any, refresh: Callable[[], Awaitab
     ui.label("Bearer tokens for scripts, with your role. A key is shown once.").classes("text-sm ef-muted")
     for key in keys:
         with ui.row().classes("items-center gap-3"):
-            ui.label(f"{key.name}").classes("font-medium w-40")
+            ui.label(f"{key.name}").classes("font-medium w-40 break-all")
             ui.label(f"{key.prefix}…").classes("ef-mono text-sm")
             ui.label(f"created {stamp(key.created_at)}, last used {stamp(key.last_used_at)}").classes(
                 "text-xs"
@@ -133,7 +133,7 @@ def _keys_card(keys: list[ApiKeyPublic], run: Any, refresh: Callable[[], Awaitab
                 ui.button("Revoke", on_click=revoke).props("flat dense no-caps color=negative")
     with ui.row().classes("items-center gap-2"):
         name = ui.input("New key name").props("outlined dense").props('data-testid="key-name"')
-        shown = ui.label().classes("ef-mono text-sm bg-amber-50 p-1").props('data-testid="new-key"')
+        shown = ui.label().classes("ef-mono text-sm ef-highlight p-1").props('data-testid="new-key"')
         shown.visible = False
 
         async def create() -> None:
@@ -165,7 +165,7 @@ def _members_card(
         row = ui.row().classes("items-center gap-3")
         row.props["data-user"] = user.email  # a value, never a props string: emails may hold quotes
         with row:
-            ui.label(user.email).classes("w-64")
+            ui.label(user.email).classes("w-full sm:w-64 break-all")
             if owner and user.id != viewer.user_id:
 
                 async def set_role(value: Any, user_id: int = user.id) -> None:
@@ -175,9 +175,9 @@ def _members_card(
                     )
                     await refresh()
 
-                ui.select(ROLES, value=user.role, on_change=lambda e, f=set_role: f(e.value)).props(
-                    "outlined dense"
-                ).classes("w-32")
+                ui.select(
+                    ROLES, value=user.role, label="Role", on_change=lambda e, f=set_role: f(e.value)
+                ).props("outlined dense").classes("w-32")
 
                 async def set_active(active: bool, user_id: int = user.id) -> None:
                     await run(
@@ -203,10 +203,10 @@ def _invite_row(run: Any, ttl_s: int) -> None:
         email = (
             ui.input("Invite by email")
             .props("outlined dense")
-            .classes("w-64")
+            .classes("w-full sm:w-64")
             .props('data-testid="invite-email"')
         )
-        role = ui.select(ROLES, value="viewer").props("outlined dense").classes("w-32")
+        role = ui.select(ROLES, value="viewer", label="Role").props("outlined dense").classes("w-32")
 
         async def send() -> None:
             try:

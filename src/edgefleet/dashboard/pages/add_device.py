@@ -43,7 +43,8 @@ def _render(context: ServerContext, viewer: Viewer, base_url: str) -> None:
             device_id.props('data-testid="new-device-id"')
             name = ui.input("Name", placeholder="Press, line 3").props("outlined dense").classes("w-full")
             name.props('data-testid="new-device-name"')
-            kind = ui.select({"vibration": "vibration sensor", "camera": "camera node"}, value="vibration")
+            kinds = {"vibration": "vibration sensor", "camera": "camera node"}
+            kind = ui.select(kinds, value="vibration", label="Kind")
             kind.props("outlined dense").classes("w-full").props('data-testid="new-device-kind"')
             add = (
                 ui.button("Add device", icon="add")
@@ -84,7 +85,9 @@ def _claim_panel(device: DevicePublic, token: str, expires: str, base_url: str) 
     with ui.card().classes("w-full p-4 gap-2"):
         ui.label(f"{device.name} ({device.id}) added").classes("font-semibold")
         ui.label("One-time claim token (shown once; the device exchanges it for its credentials):")
-        ui.label(token).classes("ef-mono text-sm bg-slate-100 p-2 rounded").props('data-testid="claim-token"')
+        ui.label(token).classes("ef-mono text-sm ef-highlight p-2 rounded break-all").props(
+            'data-testid="claim-token"'
+        )
         ui.label(f"expires {expires} UTC").classes("text-xs ef-muted")
     with ui.card().classes("w-full p-4 gap-2"):
         ui.label("Provisioning QR code").classes("font-semibold")
@@ -97,7 +100,8 @@ def _claim_panel(device: DevicePublic, token: str, expires: str, base_url: str) 
             .classes("w-full")
             .props('data-testid="wifi-ssid"')
         )
-        security = ui.select({"WPA": "WPA/WPA2", "WEP": "WEP", "nopass": "open network"}, value="WPA")
+        networks = {"WPA": "WPA/WPA2", "WEP": "WEP", "nopass": "open network"}
+        security = ui.select(networks, value="WPA", label="Wi-Fi security")
         security.props("outlined dense").classes("w-full")
         password = ui.input("Wi-Fi password", password=True, password_toggle_button=True).props(
             "outlined dense"
@@ -126,7 +130,7 @@ def _claim_panel(device: DevicePublic, token: str, expires: str, base_url: str) 
                 ui.notify(str(err), type="negative")
                 return
             with image_box:
-                ui.image(png).classes("w-72").props('alt="provisioning QR code"').props(
+                ui.image(png).classes("w-full max-w-xs").props('alt="provisioning QR code"').props(
                     'data-testid="provisioning-qr"'
                 )
                 ui.label(

@@ -4,14 +4,17 @@ report); acknowledge and clear with a note (admins)."""
 from typing import Any
 from urllib.parse import quote
 
+from fastapi import Request
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 from sqlalchemy.orm import Session
 
-from edgefleet.dashboard.guard import signed_in_page
+from edgefleet.dashboard.guard import signed_in
 from edgefleet.dashboard.insight import AlarmWhy, alarm_whys
-from edgefleet.dashboard.layout import frame, severity_color, stamp
+from edgefleet.dashboard.layout import frame, stamp
+from edgefleet.dashboard.pages.alarm_views import act, alarm_href, alarm_state_chip, severity_chip
 from edgefleet.dashboard.pages.event_views import explanation_block, report_block
-from edgefleet.dashboard.session import Viewer, in_db, principal_of
+from edgefleet.dashboard.session import Viewer, in_db
 from edgefleet.server.context import ServerContext
 from edgefleet.server.errors import ServerError
 from edgefleet.server.schemas import AlarmPublic
@@ -22,31 +25,29 @@ STATES = {"open": "Open", "acknowledged": "Acknowledged", "cleared": "Cleared"}
 
 
 def register(context: ServerContext) -> None:
-    signed_in_page(context, "/alarms", _render)
-
-
-async def _act(context: ServerContext, viewer: Viewer, alarm_id: int, action: str, note: str) -> AlarmPublic:
-    def work(session: Session) -> AlarmPublic:
-        principal = principal_of(session, viewer)
-        change = alarms.acknowledge if action == "acknowledge" else alarms.clear
-        return AlarmPublic.model_validate(change(session, principal, alarm_id, note.strip() or None))
-
-    public = await in_db(context, work)
-    change = "acknowledged" if action == "acknowledge" else "cleared"
-    context.hub.publish(viewer.org_id, "alarm", {"change": change, **public.model_dump(mode="json")})
-    return public
+    @ui.page("/alarms")
+    async def alarms_page(request: Request) -> RedirectResponse | None:
+        viewer = await signed_in(context, request)
+        if isinstance(viewer, RedirectResponse):
+            return viewer
+        wanted = request.query_params.get("alarm", "")
+        if wanted.isdigit():  # a notification's link (`/alarms?alarm=N`): that alarm's own page
+            return RedirectResponse(alarm_href(int(wanted)), status_code=303)
+        await _render(context, viewer)
+        return None
 
 
 async def _render(context: ServerContext, viewer: Viewer) -> None:
     state: dict[str, AlarmState] = {"tab": "open"}
     with frame(viewer, "Alarms"):
-        toggle = ui.toggle(STATES, value="open").props("no-caps").props('data-testid="alarm-state"')
+        toggle = ui.toggle(STATES, value="open").props('no-caps spread data-testid="alarm-state"')
+        toggle.classes("w-full sm:w-auto").props('aria-label="Which alarms"')
         body = ui.column().classes("w-full gap-2")
         dialogs = ui.element("div")  # outside `body`: a refresh must not delete an open dialog
     busy = {"dialog": False}
 
     async def ask(alarm: AlarmPublic, action: str) -> None:
-        with dialogs, ui.dialog() as dialog, ui.card().classes("w-96"):
+        with dialogs, ui.dialog() as dialog, ui.card().classes("w-full max-w-sm"):
             ui.label(f"{action.capitalize()} alarm {alarm.id} ({alarm.kind} on {alarm.device_id})").classes(
                 "font-semibold"
             )
@@ -69,7 +70,7 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
         if text is None:
             return
         try:
-            await _act(context, viewer, alarm.id, action, str(text))
+            await act(context, viewer, alarm.id, action, str(text))
         except ServerError as err:
             ui.notify(str(err), type="negative")
             return
@@ -105,24 +106,19 @@ def _load(session: Session, org_id: int, tab: AlarmState) -> tuple[list[AlarmPub
 
 
 def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any, why: AlarmWhy | None) -> None:
-    card = ui.card().classes("w-full p-3")
+    card = ui.card().classes("w-full p-3 gap-2")
     card.props.update({"data-alarm-id": str(alarm.id), "data-testid": "alarm-card"})
     with card:
-        with ui.row().classes("w-full items-center gap-3"):
-            ui.badge(alarm.severity, color=severity_color(alarm.severity))
-            ui.label(f"{alarm.kind}").classes("font-semibold")
+        with ui.row().classes("w-full items-center gap-2"):
+            alarm_state_chip(alarm)
+            severity_chip(alarm.severity)
+            ui.link(f"{alarm.kind} alarm {alarm.id}", alarm_href(alarm.id)).classes("font-semibold").props(
+                'data-testid="alarm-link"'
+            )
+        with ui.row().classes("w-full items-center gap-x-3 gap-y-0 text-sm"):
             ui.link(alarm.device_id, f"/devices/{quote(alarm.device_id, safe='')}").classes("ef-mono")
             opened, last = stamp(alarm.opened_at), stamp(alarm.last_event_at)
-            ui.label(f"opened {opened} · {alarm.event_count} events · last {last}")
-            ui.space()
-            if viewer.can("admin") and alarm.cleared_at is None:
-                if alarm.acked_at is None:
-                    ui.button("Acknowledge", on_click=lambda a=alarm: ask(a, "acknowledge")).props(
-                        "outline no-caps dense"
-                    ).props('data-testid="ack"')
-                ui.button("Clear", on_click=lambda a=alarm: ask(a, "clear")).props(
-                    "outline no-caps dense"
-                ).props('data-testid="clear"')
+            ui.label(f"opened {opened} · {alarm.event_count} events · last {last}").classes("ef-muted")
         details = []
         if alarm.acked_at:
             details.append(f"acknowledged {stamp(alarm.acked_at)}")
@@ -136,3 +132,12 @@ def _alarm_card(alarm: AlarmPublic, viewer: Viewer, ask: Any, why: AlarmWhy | No
             report_block(why.report)
         if details:
             ui.label(" · ".join(details)).classes("text-sm ef-muted")
+        if viewer.can("admin") and alarm.cleared_at is None:
+            with ui.row().classes("w-full gap-2"):
+                if alarm.acked_at is None:
+                    ui.button(
+                        "Acknowledge", icon="task_alt", on_click=lambda a=alarm: ask(a, "acknowledge")
+                    ).props('unelevated no-caps data-testid="ack"').classes("grow sm:grow-0")
+                ui.button("Clear", icon="done_all", on_click=lambda a=alarm: ask(a, "clear")).props(
+                    'outline no-caps data-testid="clear"'
+                ).classes("grow sm:grow-0")

@@ -13,16 +13,11 @@ from edgefleet.dashboard import charts
 from edgefleet.dashboard.guard import signed_in
 from edgefleet.dashboard.insight import CommissioningState, commissioning_states
 from edgefleet.dashboard.layout import ago, frame, stamp
+from edgefleet.dashboard.pages.camera_view import camera_view, presence
 from edgefleet.dashboard.pages.event_views import commissioning_banner, events_table
-from edgefleet.dashboard.queries import (
-    DriftHistory,
-    alarm_spans,
-    drift_history,
-    latest_thumbnail,
-    since,
-    telemetry_since,
-)
+from edgefleet.dashboard.queries import DriftHistory, alarm_spans, drift_history, since, telemetry_since
 from edgefleet.dashboard.session import Viewer, in_db, principal_of
+from edgefleet.dashboard.theme import state_chip
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.models import EventRow
 from edgefleet.server.errors import ServerError
@@ -40,7 +35,7 @@ COMMANDS = (
 )
 
 
-def _history(session: Session, org_id: int, device_id: str, hours: float) -> dict[str, Any]:
+def _history(session: Session, org_id: int, device_id: str, kind: str, hours: float) -> dict[str, Any]:
     start = since(hours)
     rows = telemetry_since(session, org_id, device_id, start)
     telemetry = [
@@ -67,12 +62,7 @@ def _history(session: Session, org_id: int, device_id: str, hours: float) -> dic
         "events": [EventPublic.model_validate(e) for e in events],
         "commissioning": commissioning,
         "threshold": _threshold_in_force(commissioning, events),
-        "thumbnail": latest_thumbnail(session, org_id, device_id),
-        "person_counts": queries.event_counts(
-            session, org_id, bucket="hour", group_by="kind", since=start, until=utc_now(), kind="person"
-        )
-        if hours > 1
-        else [],
+        "presence": presence(session, org_id, device_id, start) if kind == "camera" else None,
     }
 
 
@@ -110,22 +100,28 @@ def register(context: ServerContext) -> None:
 
 
 def _header(device: DevicePublic) -> None:
-    with ui.card().classes("w-full p-4"), ui.row().classes("gap-8 items-start"):
+    """State first (an icon and a word), then the facts, two to a row on a phone."""
+    state = "revoked" if device.revoked_at else ("online" if device.online else "offline")
+    with ui.card().classes("w-full p-3 sm:p-4 gap-3"):
+        with ui.row().classes("items-center gap-2"):
+            state_chip(state).props('data-testid="device-state"')
+            ui.label(f"last seen {ago(device.last_seen)}").classes("text-sm ef-muted")
         facts = (
             ("Id", device.id),
             ("Kind", device.kind),
-            ("State", "revoked" if device.revoked_at else ("online" if device.online else "offline")),
+            ("State", state),
             ("Last seen", f"{stamp(device.last_seen)} ({ago(device.last_seen)})"),
             ("Mode", device.mode or "not reported"),
             ("Firmware", device.firmware_version or "-"),
             ("Model", f"{device.model_id or '-'} {device.model_version or ''}"),
             ("OTA", device.ota_state or "-"),
         )
-        for label, value in facts:
-            with ui.column().classes("gap-0"):
-                ui.label(label).classes("text-xs ef-muted")
-                fact = ui.label(value).classes("text-sm")
-                fact.props["data-testid"] = f"fact-{label.lower().replace(' ', '-')}"
+        with ui.element("div").classes("grid grid-cols-2 sm:grid-cols-4 gap-x-6 gap-y-2 w-full"):
+            for label, value in facts:
+                with ui.column().classes("gap-0 min-w-0"):
+                    ui.label(label).classes("text-xs ef-muted")
+                    fact = ui.label(value).classes("text-sm break-words")
+                    fact.props["data-testid"] = f"fact-{label.lower().replace(' ', '-')}"
 
 
 async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:
@@ -134,7 +130,7 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
     with frame(viewer, device.name):
         _header(device)
         with ui.row().classes("items-center gap-3"):
-            span = ui.select(RANGES, value=6, label="time range").props("outlined dense").classes("w-40")
+            span = ui.select(RANGES, value=6, label="Time range").props("outlined dense").classes("w-40")
             if viewer.can("admin"):
                 _command_buttons(context, viewer, device)
         banner_box = ui.column().classes("w-full gap-2")
@@ -144,7 +140,9 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
             events_box = ui.column().classes("w-full")
 
     async def refresh() -> None:
-        data = await in_db(context, lambda s: _history(s, viewer.org_id, device.id, state["hours"]))
+        data = await in_db(
+            context, lambda s: _history(s, viewer.org_id, device.id, device.kind, state["hours"])
+        )
         drift = await in_db(
             context, lambda s: drift_history(s, viewer.org_id, device.id, since(state["hours"]), limits)
         )
@@ -156,12 +154,12 @@ async def _render(context: ServerContext, viewer: Viewer, device: DevicePublic) 
         charts_box.clear()
         with charts_box:
             if device.kind == "camera":
-                _camera_charts(data)
+                camera_view(data["presence"], telemetry)
             else:
                 points = [(t["ts"], t["p95"], t["max"], t["threshold"]) for t in telemetry]
                 option = charts.score_chart(points, data["spans"], utc_now(), threshold=data["threshold"])
-                ui.echart(option).classes("w-full h-80").props('data-testid="score-chart"')
-            with ui.grid(columns=2).classes("w-full gap-4"):
+                ui.echart(option).classes("w-full h-72 sm:h-80").props('data-testid="score-chart"')
+            with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):
                 for title, unit, key in (
                     ("Inference time", "µs per window", "inference_us"),
                     ("Rejected readings", "readings per interval", "rejected"),
@@ -194,24 +192,6 @@ def _outbox_errors_line(last: dict[str, Any] | None) -> None:
         f"Outbox storage errors on the device: {last['outbox_errors']} (disk full, read-only or I/O "
         f"error); {last['outbox_dropped']} messages dropped in all"
     ).classes("text-sm text-negative").props('data-testid="outbox-errors"')
-
-
-def _camera_charts(data: dict[str, Any]) -> None:
-    with ui.row().classes("w-full gap-4 no-wrap"):
-        series = {"detections per hour": _series(data["telemetry"], "detections")}
-        ui.echart(charts.series_chart("Detections per hour", "persons / h", series)).classes("grow h-80")
-        with ui.card().classes("w-80 items-center"):
-            ui.label("Latest thumbnail").classes("font-semibold")
-            if data["thumbnail"]:
-                ui.image(f"data:image/jpeg;base64,{data['thumbnail']}").classes("w-72").props(
-                    'data-testid="thumbnail"'
-                )
-            else:
-                ui.label("none sent yet (thumbnails are optional)").classes("ef-muted text-sm")
-    if data["person_counts"]:
-        ui.echart(
-            charts.stacked_bars("Person events per hour", "events", data["person_counts"], "key")
-        ).classes("w-full h-64")
 
 
 def _command_buttons(context: ServerContext, viewer: Viewer, device: DevicePublic) -> None:
@@ -267,7 +247,7 @@ def _drift_section(history: DriftHistory) -> None:
         if not history.series:
             ui.label("No telemetry with a model version in this range.").classes("ef-muted")
             return
-        with ui.grid(columns=2).classes("w-full gap-4"):
+        with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):
             ui.echart(charts.drift_chart(history.series)).classes("w-full h-64").props(
                 'data-testid="drift-chart"'
             )

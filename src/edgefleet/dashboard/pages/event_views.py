@@ -18,7 +18,7 @@ from edgefleet.dashboard.explain import (
     number,
 )
 from edgefleet.dashboard.insight import CommissioningState
-from edgefleet.dashboard.layout import stamp
+from edgefleet.dashboard.layout import cards_when_narrow, stamp
 from edgefleet.server.schemas import EventPublic
 
 
@@ -47,20 +47,20 @@ def commissioning_banner(state: CommissioningState | None) -> None:
                 'data-testid="commissioning-ok"'
             )
         return
-    card = ui.card().classes("w-full p-4 gap-1 bg-red-50 border-l-4 border-red-600")
+    card = ui.card().classes("w-full p-4 gap-1 ef-banner-alarm")
     with card.props('data-testid="commissioning-warning" role="alert"'):
         with ui.row().classes("items-center gap-2 no-wrap"):
             ui.icon("visibility_off" if state.status == "blind" else "graphic_eq", size="md").classes(
-                "text-red-700"
+                "ef-alarm-text"
             )
             title = "Blind to its faults" if state.status == "blind" else "Noisy baseline"
-            ui.label(title).classes("text-lg font-semibold text-red-800")
+            ui.label(title).classes("text-lg font-semibold ef-alarm-text")
             ui.label(f"commissioning status {state.status}, reported {stamp(state.reported_at)}").classes(
                 "text-xs ef-muted"
             )
-        ui.label(commissioning_headline(state.status)).classes("font-semibold text-red-900")
+        ui.label(commissioning_headline(state.status)).classes("font-semibold")
         for line in commissioning_figures(report, state.fault_visibility):
-            ui.label(line).classes("text-sm text-slate-800")
+            ui.label(line).classes("text-sm")
         if report is not None and report.message:
             ui.label(f"The device says: {report.message}").classes("text-sm ef-muted")
 
@@ -103,6 +103,7 @@ def events_table(events: list[EventPublic]) -> None:
         }
         for e in events
     ]
-    ui.table(columns=columns, rows=rows, row_key="id", pagination=10).classes("w-full").props(
-        "flat bordered dense"
-    ).props('data-testid="device-events"')
+    if not any(row["why"] for row in rows):  # a camera's events: no 'why' to show
+        columns = columns[:-1]
+    table = ui.table(columns=columns, rows=rows, row_key="id", pagination=10).classes("w-full")
+    cards_when_narrow(table.props('flat bordered dense data-testid="device-events"'))

@@ -1,4 +1,5 @@
-"""Fleet: a card per device with state, versions, open alarms and a sparkline; search, filter, pages."""
+"""Fleet: open alarms first, then a card per device (state and alarm first, versions, sparkline);
+search, filter, pages. One column of cards on a phone, up to four on a wide screen."""
 
 from dataclasses import replace
 from datetime import timedelta
@@ -11,48 +12,54 @@ from edgefleet.contracts import utc_now
 from edgefleet.dashboard.charts import sparkline_svg
 from edgefleet.dashboard.guard import signed_in_page
 from edgefleet.dashboard.layout import ago, frame
+from edgefleet.dashboard.pages.alarm_views import OpenAlarm, alarm_strip, open_alarms
 from edgefleet.dashboard.queries import DeviceCard, FleetPage, FleetQuery, fleet_page
 from edgefleet.dashboard.session import Viewer, in_db
+from edgefleet.dashboard.theme import state_chip
 from edgefleet.server.context import ServerContext
 from edgefleet.server.services import queries
 
 REFRESH_S = 5.0
+STRIP_ALARMS = 3
+"""Open alarms listed above the fleet (the rest are one tap away on the alarms page)."""
 COMMISSIONING_FLAG = {
-    "blind": ("visibility_off", "BLIND: cannot see its trained faults", "text-red-700"),
-    "noisy_baseline": ("graphic_eq", "NOISY BASELINE: faults may hide", "text-amber-700"),
+    "blind": ("visibility_off", "BLIND: cannot see its trained faults", "ef-alarm-text"),
+    "noisy_baseline": ("graphic_eq", "NOISY BASELINE: faults may hide", "ef-warn-text"),
 }
+STATE_FILTER = {"all": "any state", "online": "online", "offline": "offline", "alarm": "with open alarm"}
 MODE_LABEL = {"commissioning": "commissioning", "running": "running", "degraded": "degraded (no model)"}
 
 
 def _card(card: DeviceCard) -> None:
-    with ui.link(target=f"/devices/{quote(card.id, safe='')}").classes("no-underline text-inherit"):
-        box = ui.card().classes("ef-card w-72 gap-1 p-3")
+    """State and alarm first (an icon and a word each), then which device, then the details."""
+    link = ui.link(target=f"/devices/{quote(card.id, safe='')}").classes("ef-cardlink no-underline block")
+    with link:
+        box = ui.card().classes("ef-card w-full h-full gap-1 p-3")
     box.props.update({"data-device-id": card.id, "data-testid": "device-card"})
     with box:
-        with ui.row().classes("w-full items-center justify-between no-wrap"):
-            with ui.row().classes("items-center gap-1 no-wrap"):
-                ui.icon("photo_camera" if card.kind == "camera" else "vibration", size="sm").classes(
-                    "text-slate-500"
-                )
-                ui.label(card.name).classes("font-semibold truncate max-w-40")
+        with ui.row().classes("w-full items-center gap-2"):
             if card.open_alarms:
-                ui.badge(f"{card.open_alarms} alarm{'s' if card.open_alarms > 1 else ''}", color="negative")
-        ui.label(card.id).classes("text-xs ef-muted ef-mono")
-        with ui.row().classes("items-center gap-1"):
-            color = "grey" if card.revoked else ("positive" if card.online else "grey-6")
+                state_chip("alarm", f"{card.open_alarms} alarm{'s' if card.open_alarms > 1 else ''}")
             state = "revoked" if card.revoked else ("online" if card.online else "offline")
-            ui.badge(state, color=color).props("outline" if not card.online else "")
+            state_chip(state)
             ui.label(f"seen {ago(card.last_seen)}").classes("text-xs ef-muted")
-        ui.label(f"{card.kind} · {MODE_LABEL.get(card.mode or '', card.mode or 'not reported')}").classes(
-            "text-xs"
-        )
+        with ui.row().classes("w-full items-center gap-1 no-wrap"):
+            ui.icon("photo_camera" if card.kind == "camera" else "vibration", size="sm").classes(
+                "ef-muted"
+            ).props('aria-hidden="true"')
+            ui.label(card.name).classes("font-semibold truncate min-w-0")
+        ui.label(
+            f"{card.id} · {card.kind} · {MODE_LABEL.get(card.mode or '', card.mode or 'not reported')}"
+        ).classes("text-xs ef-muted ef-mono truncate")
         _commissioning_flag(card.commissioning)
         ui.label(f"fw {card.firmware_version or '-'} · model {card.model_version or '-'}").classes(
             "text-xs ef-muted"
         )
         what = "detections per hour" if card.kind == "camera" else "anomaly score p95"
-        ui.html(sparkline_svg(card.spark, label=f"{what}, last {len(card.spark)} reports"), sanitize=False)
-        ui.label(what).classes("text-[10px] ef-muted")
+        ui.html(
+            sparkline_svg(card.spark, label=f"{what}, last {len(card.spark)} reports"), sanitize=False
+        ).classes("w-full")
+        ui.label(what).classes("text-xs ef-muted")
 
 
 def _commissioning_flag(status: str | None) -> None:
@@ -68,6 +75,7 @@ def _commissioning_flag(status: str | None) -> None:
 
 
 def _overview_tiles(data: dict[str, Any]) -> None:
+    """Five small tiles: three to a row on a phone, one row from a tablet up."""
     tiles = (
         ("Devices", f"{data['devices']}"),
         ("Online", f"{data['online']}"),
@@ -75,11 +83,11 @@ def _overview_tiles(data: dict[str, Any]) -> None:
         ("Events (24 h)", f"{data['events']}"),
         ("Anomaly rate (24 h)", "-" if data["anomaly_rate"] is None else f"{data['anomaly_rate']:.2%}"),
     )
-    with ui.row().classes("gap-3"):
+    with ui.element("div").classes("grid grid-cols-3 sm:grid-cols-5 gap-2 w-full"):
         for label, value in tiles:
-            with ui.card().classes("p-3 w-40 gap-0"):
-                ui.label(label).classes("text-xs ef-muted")
-                tile = ui.label(value).classes("text-xl font-semibold")
+            with ui.card().classes("ef-tile p-2 sm:p-3 gap-0"):
+                ui.label(label).classes("text-xs ef-muted leading-tight")
+                tile = ui.label(value).classes("text-lg sm:text-xl font-semibold")
                 tile.props["data-testid"] = f"tile-{label.split()[0].lower()}"
 
 
@@ -90,44 +98,40 @@ def register(context: ServerContext) -> None:
 async def _render(context: ServerContext, viewer: Viewer) -> None:
     state = {"query": FleetQuery()}
 
-    async def load() -> tuple[FleetPage, dict[str, Any]]:
+    async def load() -> tuple[FleetPage, dict[str, Any], tuple[list[OpenAlarm], int]]:
         query = state["query"]
         now = utc_now()
 
-        def work(session: Any) -> tuple[FleetPage, dict[str, Any]]:
+        def work(session: Any) -> tuple[FleetPage, dict[str, Any], tuple[list[OpenAlarm], int]]:
             page = fleet_page(session, viewer.org_id, query)
-            return page, queries.overview(session, viewer.org_id, now - timedelta(hours=24), now)
+            overview = queries.overview(session, viewer.org_id, now - timedelta(hours=24), now)
+            return page, overview, open_alarms(session, viewer.org_id, STRIP_ALARMS)
 
         return await in_db(context, work)
 
     with frame(viewer, "Fleet"):
-        tiles = ui.element("div")
-        with ui.row().classes("items-center gap-3 w-full"):
-            search = (
-                ui.input("Search name or id").props("outlined dense clearable debounce=300").classes("w-64")
-            )
-            search.props('data-testid="fleet-search"')
-            kind = ui.select({"all": "all kinds", "vibration": "vibration", "camera": "camera"}, value="all")
-            kind.props("outlined dense").classes("w-40")
+        strip = ui.element("div").classes("w-full")
+        tiles = ui.element("div").classes("w-full")
+        with ui.element("div").classes("grid grid-cols-2 sm:flex sm:flex-wrap items-center gap-2 w-full"):
+            search = ui.input("Search name or id").props("outlined dense clearable debounce=300")
+            search.classes("col-span-2 sm:w-64").props('data-testid="fleet-search"')
+            kinds = {"all": "all kinds", "vibration": "vibration", "camera": "camera"}
+            kind = ui.select(kinds, value="all", label="Kind").props("outlined dense").classes("sm:w-40")
             status = (
-                ui.select(
-                    {
-                        "all": "any state",
-                        "online": "online",
-                        "offline": "offline",
-                        "alarm": "with open alarm",
-                    },
-                    value="all",
-                )
-                .props("outlined dense")
-                .classes("w-48")
+                ui.select(STATE_FILTER, value="all", label="State").props("outlined dense").classes("sm:w-48")
             )
-            summary = ui.label().classes("text-sm ef-muted").props('data-testid="fleet-summary"')
-        grid = ui.row().classes("gap-3 w-full")
-        pager = ui.pagination(1, 1, direction_links=True).props("max-pages=9 boundary-numbers")
+            summary = ui.label().classes("col-span-2 text-sm ef-muted").props('data-testid="fleet-summary"')
+        grid = ui.element("div").classes(
+            "grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 2xl:grid-cols-4 gap-3 w-full"
+        )
+        pager = ui.pagination(1, 1, direction_links=True).props("max-pages=5 boundary-numbers")
+        pager.props('aria-label="Pages of devices"')
 
         async def refresh() -> None:
-            page, overview = await load()
+            page, overview, (alarm_items, alarm_total) = await load()
+            strip.clear()
+            with strip:
+                alarm_strip(alarm_items, alarm_total)
             tiles.clear()
             with tiles:
                 _overview_tiles(overview)

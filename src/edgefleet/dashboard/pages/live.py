@@ -51,9 +51,9 @@ def _time_of(iso: str) -> str:
         return iso
 
 
-_SEVERITY_COLOR = {"critical": "#dc2626", "warning": "#d97706", "info": "#0284c7"}
+_SEVERITY_COLOR = {"critical": "#dc2626", "warning": "#d97706", "info": "#0284c7"}  # with the word
 _INDENT = " " * 10
-_ROW_CLASSES = "w-full ef-mono text-xs px-2 py-1 border-b border-slate-100 no-underline text-slate-800"
+_ROW_CLASSES = "w-full ef-mono text-xs px-2 py-1 border-b ef-line no-underline ef-cardlink"
 
 
 def row_text(event: dict[str, Any]) -> str:
@@ -141,10 +141,12 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
     with frame(viewer, "Live event log"):
         with ui.row().classes("items-center gap-3"):
             kinds = {"all": "all kinds", **{k: k for k in EVENT_KINDS}}
-            kind = ui.select(kinds, value="all", label="kind").props("outlined dense").classes("w-40")
-            device = ui.input("device").props("outlined dense clearable debounce=200").classes("w-48")
+            kind = ui.select(kinds, value="all", label="Kind").props("outlined dense").classes("w-40")
+            device = ui.input("Device").props("outlined dense clearable debounce=200").classes("w-40 sm:w-48")
             pause = ui.button("Pause", icon="pause").props("outline no-caps").props('data-testid="pause"')
-            status = ui.label("live").classes("text-sm ef-muted").props('data-testid="live-status"')
+            status = (
+                ui.label("live").classes("text-sm ef-muted").props('data-testid="live-status" role="status"')
+            )
         with ui.card().classes("w-full p-0"):
             container = ui.column().classes("w-full gap-0").props('data-testid="live-log"')
     live = LiveLog(container, status)

@@ -4,7 +4,7 @@ from typing import Any
 
 from nicegui import ui
 
-from edgefleet.dashboard.layout import stamp
+from edgefleet.dashboard.layout import cards_when_narrow, stamp
 from edgefleet.server.schemas import FieldComparison, ModelComparison, ModelDetail, ModelPublic
 
 KEY_METRICS = ("int8_auc", "recall", "false_alarm_rate", "int8.accuracy", "precision")
@@ -33,7 +33,7 @@ def key_metrics(model: ModelPublic) -> str:
 
 
 def _facts(rows: list[tuple[str, Any]]) -> None:
-    with ui.grid(columns="max-content 1fr").classes("gap-x-6 gap-y-1 text-sm"):
+    with ui.grid(columns="minmax(0, max-content) minmax(0, 1fr)").classes("gap-x-4 gap-y-1 text-sm w-full"):
         for label, value in rows:
             ui.label(label).classes("ef-muted")
             ui.label(fmt(value, 160)).classes("ef-mono break-all")
@@ -109,12 +109,12 @@ def comparison_view(result: ModelComparison) -> None:
     ]
     with ui.card().classes("w-full p-4 gap-2").props('data-testid="compare-result"'):
         ui.label("Metrics").classes("font-semibold")
-        ui.table(columns=columns, rows=_rows(result.metrics, False), row_key="name").props(
-            "dense flat"
-        ).classes("w-full").props('data-testid="compare-metrics"')
+        metrics = ui.table(columns=columns, rows=_rows(result.metrics, False), row_key="name").classes(
+            "w-full"
+        )
+        cards_when_narrow(metrics.props('dense flat data-testid="compare-metrics"'))
         changed = _rows(result.card, True)
         ui.label(f"Model card: {len(changed)} of {len(result.card)} fields differ").classes("font-semibold")
         if changed:
-            ui.table(columns=columns, rows=changed, row_key="name").props("dense flat").classes(
-                "w-full"
-            ).props('data-testid="compare-card"')
+            fields = ui.table(columns=columns, rows=changed, row_key="name").classes("w-full")
+            cards_when_narrow(fields.props('dense flat data-testid="compare-card"'))

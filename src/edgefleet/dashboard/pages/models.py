@@ -19,6 +19,15 @@ from edgefleet.server.services.registry import ModelUpload
 
 UPLOAD_FILES = ("model.tflite", "model_card.json", "report.json", "self_test.json")
 Action = Callable[[int], Awaitable[None]]
+_PICKER_HEADER = """
+<div class="row items-center no-wrap q-pa-sm q-gutter-sm full-width">
+  <q-btn unelevated no-caps color="primary" icon="folder_open" label="Choose files"
+         :disable="!props.canAddFiles" @click="props.pickFiles" />
+  <input class="q-uploader__input" type="file" multiple accept=".tflite,.json" hidden
+         @change="props.addFiles($event.target.files); $event.target.value = ''" />
+  <div class="col text-caption">model.tflite, model_card.json (report.json, self_test.json)</div>
+</div>
+"""
 
 
 def register(context: ServerContext) -> None:
@@ -101,10 +110,16 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
     with compare_bar:
         ui.label("Compare").classes("font-semibold")
         pick_a = (
-            ui.select({}, label="A").props("outlined dense").classes("w-64").props('data-testid="compare-a"')
+            ui.select({}, label="A")
+            .props("outlined dense")
+            .classes("w-full sm:w-64")
+            .props('data-testid="compare-a"')
         )
         pick_b = (
-            ui.select({}, label="B").props("outlined dense").classes("w-64").props('data-testid="compare-b"')
+            ui.select({}, label="B")
+            .props("outlined dense")
+            .classes("w-full sm:w-64")
+            .props('data-testid="compare-b"')
         )
         ui.button("Compare", icon="compare_arrows", on_click=compare).props("outline no-caps").props(
             'data-testid="compare"'
@@ -123,13 +138,13 @@ def _model_group(
     with group_card:
         ui.label(model_id).classes("text-lg font-semibold ef-mono")
         for model in group:
-            row = ui.row().classes("w-full items-center gap-3 py-1 border-t border-slate-100")
+            row = ui.row().classes("w-full items-center gap-x-3 gap-y-1 py-1 border-t ef-line")
             row.props.update({"data-testid": "model-row", "data-model-pk": str(model.id)})
             row.props["data-version"] = model.version
             with row:
                 ui.label(model.version).classes("font-semibold ef-mono w-24")
                 ui.label(model.device_kind).classes("w-20")
-                ui.label(stamp(model.created_at)).classes("text-sm ef-muted w-40")
+                ui.label(stamp(model.created_at)).classes("text-sm ef-muted sm:w-40")
                 ui.label(f"key {model.key_id}").classes("text-xs ef-mono ef-muted")
                 if model.is_default:
                     ui.badge("default", color="positive").props('data-testid="default-badge"')
@@ -165,6 +180,9 @@ def _upload_form(context: ServerContext, viewer: Viewer, refresh: Callable[[], A
     picker.props('accept=".tflite,.json" flat bordered').classes("w-full").props(
         'data-testid="upload-picker"'
     )
+    # Quasar's own header is an unnamed icon button wrapping an unlabelled file input (axe: serious):
+    # a named button and a hidden input of our own, which Quasar's pickFiles finds by its class.
+    picker.add_slot("header", _PICKER_HEADER)
 
     async def submit() -> None:
         missing = [name for name in UPLOAD_FILES[:2] if name not in received]

@@ -5,7 +5,7 @@ from typing import Any
 
 from nicegui import ui
 
-from edgefleet.dashboard.layout import stamp
+from edgefleet.dashboard.layout import cards_when_narrow, stamp
 from edgefleet.server.schemas import RolloutDetail, RolloutPublic, RolloutStagePublic
 
 STATE_COLORS = {
@@ -42,17 +42,18 @@ def target_text(target: dict[str, Any]) -> str:
 
 def stage_bars(stages: list[RolloutStagePublic]) -> None:
     """One bar per stage: the share of its devices done (healthy or already on the version)."""
-    with ui.row().classes("w-full gap-3 items-start no-wrap"):
+    with ui.row().classes("w-full gap-3 items-start"):
         for stage in stages:
             value = stage.done / stage.devices if stage.devices else 1.0
             color = "negative" if stage.failed else "positive" if stage.state == "passed" else "primary"
-            column = ui.column().classes("flex-1 gap-1 min-w-0")
+            column = ui.column().classes("flex-1 gap-1 min-w-32")
             column.props.update({"data-testid": "stage-progress", "data-stage": str(stage.index)})
             column.props["data-stage-state"] = stage.state
             with column:
                 ui.label(f"stage {stage.index + 1} · {stage.percent}%").classes("text-xs font-semibold")
-                ui.linear_progress(value=round(value, 3), show_value=False, color=color).props(
-                    "rounded size=10px"
+                bar = ui.linear_progress(value=round(value, 3), show_value=False, color=color)
+                bar.props("rounded size=10px").props.update(
+                    {"aria-label": f"stage {stage.index + 1} progress: {stage.done} of {stage.devices} done"}
                 )
                 detail = f"{stage.done}/{stage.devices} done"
                 if stage.in_progress:
@@ -95,12 +96,12 @@ def device_table(detail: RolloutDetail) -> None:
         for d in detail.device_states
     ]
     table = ui.table(columns=columns, rows=rows, row_key="device_id", pagination=25).classes("w-full")
-    table.props('dense flat data-testid="rollout-devices"')
+    cards_when_narrow(table.props('dense flat data-testid="rollout-devices"'))
     colors = json.dumps(DEVICE_COLORS).replace('"', "'")
     table.add_slot(
         "body-cell-state",
         f"""
-        <q-td :props="props">
+        <q-td :props="props" :data-label="props.col.label">
           <q-badge :color="{colors}[props.value] || 'primary'" :label="props.value"
                    :data-device="props.row.device_id" data-testid="device-state" />
         </q-td>
@@ -109,6 +110,8 @@ def device_table(detail: RolloutDetail) -> None:
     table.add_slot(
         "body-cell-device_id",
         """
-        <q-td :props="props"><a :href="'/devices/' + props.value" class="ef-mono">{{ props.value }}</a></q-td>
+        <q-td :props="props" :data-label="props.col.label">
+          <a :href="'/devices/' + encodeURIComponent(props.value)" class="ef-mono">{{ props.value }}</a>
+        </q-td>
         """,
     )

@@ -58,9 +58,9 @@ async def _render_list(context: ServerContext, viewer: Viewer) -> None:
 
 
 def _rollout_card(item: RolloutDetail) -> None:
-    card = ui.card().classes("w-full p-3 gap-2 ef-card cursor-pointer")
+    with ui.link(target=f"/rollouts/{item.id}").classes("ef-cardlink no-underline block w-full"):
+        card = ui.card().classes("w-full p-3 gap-2 ef-card")  # a link: reachable by keyboard too
     card.props.update({"data-testid": "rollout-card", "data-rollout-id": str(item.id)})
-    card.on("click", lambda: ui.navigate.to(f"/rollouts/{item.id}"))
     with card:
         with ui.row().classes("w-full items-center gap-3"):
             ui.label(f"#{item.id}").classes("ef-mono ef-muted")
@@ -78,7 +78,7 @@ async def _create_form(context: ServerContext, viewer: Viewer) -> None:
     options = {m.id: f"{m.model_id} {m.version} ({m.device_kind})" for m in models}
     with (
         ui.expansion("New rollout", icon="add")
-        .classes("w-full bg-white rounded shadow-sm")
+        .classes("w-full ef-surface rounded shadow-sm")
         .props('data-testid="new-rollout"')
     ):
         if not options:
@@ -86,11 +86,15 @@ async def _create_form(context: ServerContext, viewer: Viewer) -> None:
             return
         with ui.row().classes("w-full gap-3 items-end"):
             model = ui.select(options, label="Model version", value=next(iter(options)))
-            model.props('outlined dense data-testid="rollout-model"').classes("min-w-64")
+            model.props('outlined dense data-testid="rollout-model"').classes("w-full sm:w-auto sm:min-w-64")
             kind = ui.select(TARGETS, label="Target", value="device_kind")
-            kind.props('outlined dense data-testid="rollout-target-kind"').classes("min-w-48")
+            kind.props('outlined dense data-testid="rollout-target-kind"').classes(
+                "w-full sm:w-auto sm:min-w-48"
+            )
             value = ui.input("Kind, tag or device ids (comma separated)", value="vibration")
-            value.props('outlined dense data-testid="rollout-target-value"').classes("min-w-72")
+            value.props('outlined dense data-testid="rollout-target-value"').classes(
+                "w-full sm:w-auto sm:min-w-72"
+            )
         with ui.row().classes("w-full gap-3 items-end"):
             stages = ui.input("Stages (cumulative %)", value="5, 25, 100")
             stages.props('outlined dense data-testid="rollout-stages"')
@@ -167,7 +171,7 @@ async def _render_detail(context: ServerContext, viewer: Viewer, rollout_id: int
         await refresh()
 
     async def ask_abort() -> None:
-        with dialogs, ui.dialog() as dialog, ui.card().classes("w-96"):
+        with dialogs, ui.dialog() as dialog, ui.card().classes("w-full max-w-sm"):
             ui.label(f"Abort rollout {rollout_id}?").classes("font-semibold")
             ui.label("Commands in flight are cancelled; no further device gets the model.").classes("text-sm")
             rollback = ui.checkbox("Also roll back the devices it updated").props(

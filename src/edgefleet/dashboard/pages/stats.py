@@ -51,7 +51,7 @@ def register(context: ServerContext) -> None:
 
 async def _render(context: ServerContext, viewer: Viewer) -> None:
     with frame(viewer, "Statistics"):
-        span = ui.select(RANGES, value=24, label="time range").props("outlined dense").classes("w-48")
+        span = ui.select(RANGES, value=24, label="Time range").props("outlined dense").classes("w-48")
         body = ui.column().classes("w-full gap-4")
 
     async def refresh(hours: int) -> None:
@@ -59,7 +59,7 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
         alarms = data["alarms"]
         body.clear()
         with body:
-            with ui.row().classes("gap-3"):
+            with ui.element("div").classes("grid grid-cols-2 sm:grid-cols-3 xl:grid-cols-6 gap-2 w-full"):
                 for label, value in (
                     ("Events", str(data["overview"]["events"])),
                     ("Alarms opened", str(alarms.opened)),
@@ -68,11 +68,11 @@ async def _render(context: ServerContext, viewer: Viewer) -> None:
                     ("Mean time to acknowledge", _duration(alarms.ack_seconds_mean)),
                     ("Person detections / h", f"{data['overview']['detections_per_hour'] or 0:.1f}"),
                 ):
-                    with ui.card().classes("p-3 w-44 gap-0"):
+                    with ui.card().classes("ef-tile p-2 sm:p-3 gap-0"):
                         ui.label(label).classes("text-xs ef-muted")
                         ui.label(value).classes("text-xl font-semibold")
             per = "hour" if data["bucket"] == "hour" else "day"
-            with ui.grid(columns=2).classes("w-full gap-4"):
+            with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):
                 ui.echart(
                     charts.stacked_bars(
                         f"Events per {per} by kind",

@@ -1,11 +1,12 @@
 """SQLAlchemy 2 models. Alembic migrations in `migrations/versions` must match these."""
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from edgefleet.contracts import utc_now
@@ -29,6 +31,16 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def received_day_of(received_at: datetime) -> date:
+    """The UTC day a row was received: the partition key of events and telemetry on PostgreSQL."""
+    return received_at.astimezone(UTC).date()
+
+
+def _received_day(context: DefaultExecutionContext) -> date:
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return received_day_of(parameters["received_at"])
 
 
 class Base(DeclarativeBase):
@@ -116,7 +128,12 @@ class Device(Base):
 class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (
-        UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),
+        # PostgreSQL partitions by `received_day` (migration 0011), and a unique key there must hold the
+        # partition key; the ingest checks earlier days itself (ingest/pg_bulk.py)
+        UniqueConstraint("device_id", "seq", name="uq_events_device_seq").ddl_if(dialect="sqlite"),
+        UniqueConstraint("device_id", "seq", "received_day", name="uq_events_device_seq_day").ddl_if(
+            dialect="postgresql"
+        ),
         Index("ix_events_device_ts", "device_id", "ts"),
         Index("ix_events_org_ts", "org_id", "ts"),
         Index("ix_events_org_kind_ts", "org_id", "kind", "ts"),
@@ -133,6 +150,8 @@ class EventRow(Base):
     """The device's time: shown, compared, never trusted for retention or alarm timing."""
     received_at: Mapped[datetime]
     """The server's time of receipt: the authority (retention, alarm timing, ordering across devices)."""
+    received_day: Mapped[date] = mapped_column(Date, default=_received_day)
+    """`received_at`'s UTC day: the partition key on PostgreSQL (docs/scaling.md)."""
     clock_synced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     """False when the device said its clock was not synchronized (`ts` is its own estimate)."""
     time_flag: Mapped[str | None] = mapped_column(String(8))
@@ -155,7 +174,10 @@ class EventRow(Base):
 class TelemetryRow(Base):
     __tablename__ = "telemetry"
     __table_args__ = (
-        UniqueConstraint("device_id", "seq", name="uq_telemetry_device_seq"),
+        UniqueConstraint("device_id", "seq", name="uq_telemetry_device_seq").ddl_if(dialect="sqlite"),
+        UniqueConstraint("device_id", "seq", "received_day", name="uq_telemetry_device_seq_day").ddl_if(
+            dialect="postgresql"
+        ),
         Index("ix_telemetry_device_ts", "device_id", "ts"),
         Index("ix_telemetry_org_ts", "org_id", "ts"),
         Index("ix_telemetry_received_at", "received_at", postgresql_using="brin"),
@@ -167,6 +189,8 @@ class TelemetryRow(Base):
     seq: Mapped[int] = mapped_column(BigId)
     ts: Mapped[datetime]
     received_at: Mapped[datetime]
+    received_day: Mapped[date] = mapped_column(Date, default=_received_day)
+    """As on events: the partition key on PostgreSQL."""
     clock_synced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     time_flag: Mapped[str | None] = mapped_column(String(8))
     """As on events: `future`, `past` or None."""
@@ -183,6 +207,18 @@ class TelemetryRow(Base):
     drift: Mapped[float | None] = mapped_column(Float)
     outbox_depth: Mapped[int] = mapped_column(BigId)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LeaderTerm(Base):
+    """The fencing token of a leadership (`cluster/leader.py`): a new leader raises `term`; work the
+    leader does checks its term in the same transaction, so a deposed leader's pass commits nothing."""
+
+    __tablename__ = "leader_terms"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    term: Mapped[int] = mapped_column(BigId)
+    holder: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime]
 
 
 class TelemetryHourly(Base):
@@ -459,3 +495,149 @@ class RevokedToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+# --- notifications (issue 21; migration 0010; see `server/notify/`) ------------------------------
+class NotifyChannel(Base):
+    """Where notifications go: email, Apprise URLs, a webhook, Web Push, a northbound MQTT broker."""
+
+    __tablename__ = "notify_channels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The kind's settings without its secrets."""
+    secrets_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The secret settings (passwords, tokens, URLs with tokens) as AES-GCM under the secret key."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class NotifyRule(Base):
+    """Which alarms go to which channels; empty match lists match everything."""
+
+    __tablename__ = "notify_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    min_severity: Mapped[str] = mapped_column(String(16), default="info")
+    device_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    model_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channel_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    notify_cleared: Mapped[bool] = mapped_column(Boolean, default=True)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    """`HH:MM` local time in `quiet_timezone`; with `quiet_end`, the quiet hours."""
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    quiet_timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    quiet_bypass_severity: Mapped[str | None] = mapped_column(String(16))
+    """Alarms of this severity or higher are sent during quiet hours too (None: none are)."""
+    escalate_after_s: Mapped[int | None] = mapped_column(Integer)
+    escalate_channel_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class NotifyTransition(Base):
+    """The outbox: one row per alarm transition, written in the alarm's own transaction."""
+
+    __tablename__ = "notify_transitions"
+    __table_args__ = (
+        UniqueConstraint("alarm_id", "change", "escalation", name="uq_notify_transitions_alarm_change"),
+        Index("ix_notify_transitions_org", "org_id", "id"),
+        Index("ix_notify_transitions_routed_at", "routed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    """The notification's stable id (`efn_<uid>`): receivers deduplicate on it."""
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    alarm_id: Mapped[int | None] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"))
+    """None for a test notification."""
+    change: Mapped[str] = mapped_column(String(16))
+    escalation: Mapped[int] = mapped_column(BigId, default=0)
+    """0, or for `escalated` the rule whose escalation fired (one escalation per alarm and rule)."""
+    severity: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    routed_at: Mapped[datetime | None]
+    """When the worker turned it into deliveries (None: not yet)."""
+
+
+class NotifyDelivery(Base):
+    """One notification to one channel (and recipient): the delivery log the worker works through."""
+
+    __tablename__ = "notify_deliveries"
+    __table_args__ = (
+        UniqueConstraint("transition_id", "channel_id", "recipient", name="uq_notify_deliveries_target"),
+        Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_notify_deliveries_channel", "channel_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("notify_transitions.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notify_channels.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("notify_rules.id", ondelete="SET NULL"))
+    recipient: Mapped[str] = mapped_column(String(64), default="")
+    """Which of the channel's targets ("" for the whole channel, `url:2`, `push:17`)."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | held (quiet hours) | sending | sent | failed | skipped."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now)
+    lease_until: Mapped[datetime | None]
+    """While `sending`: after this a crashed worker's claim lapses and the delivery is sent again."""
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription for one user."""
+
+    __tablename__ = "notify_push_subscriptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class NotifyServerKey(Base):
+    """Server-wide generated keys (the VAPID key of Web Push), private half sealed like signing keys."""
+
+    __tablename__ = "notify_server_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(128))
+    private_key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class AckLinkUse(Base):
+    """A signed acknowledge link that was used (links are single-use); kept until it would expire."""
+
+    __tablename__ = "notify_ack_link_uses"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(BigId)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class NotifySeen(Base):
+    """The newest notification a user has seen in the dashboard's bell."""
+
+    __tablename__ = "notify_seen"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_transition_id: Mapped[int] = mapped_column(BigId, default=0)

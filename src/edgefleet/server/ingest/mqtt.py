@@ -7,7 +7,8 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgefleet.server.errors import ConfigError
+from edgefleet.contracts import Message, encode
+from edgefleet.server.errors import BrokerError, ConfigError
 from edgefleet.server.ingest.buffered import BufferedClient
 
 
@@ -66,3 +67,10 @@ def make_client(
     if address.tls:
         client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     return client
+
+
+def publish_qos1(client: mqtt.Client, topic: str, message: Message) -> None:
+    """Queue `message` for the broker at QoS 1; paho refusing it at once is a BrokerError."""
+    info = client.publish(topic, encode(message), qos=1)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        raise BrokerError(f"publishing to {topic} failed: {mqtt.error_string(info.rc)}")

@@ -28,7 +28,14 @@ from edgefleet.contracts import (
     decode_topic,
     parse_topic,
 )
-from edgefleet.server.db.models import Device, EventRow, TelemetryHourly, TelemetryRow, WindowSampleRow
+from edgefleet.server.db.models import (
+    Device,
+    EventRow,
+    TelemetryHourly,
+    TelemetryRow,
+    WindowSampleRow,
+    received_day_of,
+)
 from edgefleet.server.ingest import pg_bulk
 from edgefleet.server.ingest import samples as window_samples
 from edgefleet.server.services import rollouts
@@ -234,6 +241,8 @@ class IngestStore:
         inserted = {(r.device_id, r.seq): r.id for r in self._insert_many(session, EventRow, rows)}
         result.stored["event"] = len(inserted)
         result.duplicates += received - len(inserted)
+        if self._postgres:  # ingest workers side by side: one opens a device's alarm, the other sees it
+            pg_bulk.lock_devices(session.connection(), {device for device, _ in inserted})
         tracker = AlarmTracker(session, self._cooldown)
         links: list[dict[str, int]] = []
         changes: list[AlarmChange] = []
@@ -253,13 +262,15 @@ class IngestStore:
             _count_device_time(result, row)
             alarm_id, change = tracker.apply(incoming)
             if alarm_id is not None:
-                links.append({"event_id": event_id, "alarm": alarm_id})
+                links.append({"event_id": event_id, "alarm": alarm_id, "day": row["received_day"]})
                 row["alarm_id"] = alarm_id
             if change is not None:
                 changes.append(change)
             result.notifications.append((row["org_id"], "event", _event_json(event_id, row)))
-        if links:
-            statement = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+        if links:  # by id and day: PostgreSQL reads one partition, not every one
+            statement = update(_EVENTS).where(
+                _EVENTS.c.id == bindparam("event_id"), _EVENTS.c.received_day == bindparam("day")
+            )
             session.connection().execute(statement.values(alarm_id=bindparam("alarm")), links)
         session.flush()
         latest: dict[int, AlarmChange] = {}  # one notification per alarm per batch; "opened" wins
@@ -460,6 +471,7 @@ def _event_row(org_id: int, event: Event, received_at: datetime) -> dict[str, An
         "seq": event.seq,
         "ts": event.ts,
         "received_at": received_at,
+        "received_day": received_day_of(received_at),
         **_device_time(event, received_at),
         "kind": event.kind,
         "active": event.active,
@@ -499,6 +511,7 @@ def _telemetry_row(org_id: int, message: Telemetry, received_at: datetime) -> di
         "seq": message.seq,
         "ts": message.ts,
         "received_at": received_at,
+        "received_day": received_day_of(received_at),
         **_device_time(message, received_at),
         "mode": message.mode,
         "uptime_s": message.uptime_s,

@@ -22,14 +22,13 @@ from edgefleet.contracts import (
     Channel,
     Command,
     Message,
-    encode,
     fleet_subscription,
     shared_subscription,
     topic_for,
 )
 from edgefleet.server.errors import BrokerError
 from edgefleet.server.ingest.acks import AckSender
-from edgefleet.server.ingest.mqtt import BrokerAddress, make_client
+from edgefleet.server.ingest.mqtt import BrokerAddress, make_client, publish_qos1
 from edgefleet.server.ingest.store import IngestStore, Received, WriteResult
 from edgefleet.server.ingest.writer import BatchWriter, Notify
 from edgefleet.server.metrics import Metrics
@@ -175,9 +174,7 @@ class IngestWorker:
         self.publish_message(topic_for(command.device_id, Channel.CMD), command)
 
     def publish_message(self, topic: str, message: Message) -> None:
-        info = self._client.publish(topic, encode(message), qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise BrokerError(f"publishing to {topic} failed: {mqtt.error_string(info.rc)}")
+        publish_qos1(self._client, topic, message)
 
     @property
     def connected(self) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from edgefleet.contracts import utc_now
 from edgefleet.server.db.models import Alarm, Device
 from edgefleet.server.errors import ConflictError, NotFoundError
+from edgefleet.server.notify import outbox
 from edgefleet.server.services import audit
 from edgefleet.server.services.principal import Principal
 
@@ -108,7 +109,10 @@ class AlarmTracker:
         self._session.add(alarm)
         self._session.flush()
         self._open[(event.device_id, event.kind)] = alarm
-        return alarm.id, AlarmChange(alarm, "opened", notify=self._may_notify(event.device_id))
+        notify = self._may_notify(event.device_id)
+        if notify:  # the notification outbox, in this same transaction (server/notify)
+            outbox.record(self._session, alarm, "opened")
+        return alarm.id, AlarmChange(alarm, "opened", notify=notify)
 
     def _may_notify(self, device_id: str) -> bool:
         device = self._session.get(Device, device_id)
@@ -131,6 +135,7 @@ def auto_clear(session: Session, clear_after_s: float, now: datetime | None = No
     for alarm in alarms:
         alarm.cleared_at = now
         alarm.clear_reason = "auto"
+        outbox.record_cleared(session, alarm, now)
         audit.record(
             session, alarm.org_id, None, "alarm.auto_clear", "alarm", alarm.id, device_id=alarm.device_id
         )
@@ -187,6 +192,7 @@ def clear(session: Session, principal: Principal, alarm_id: int, note: str | Non
         alarm.cleared_by = principal.user.id
         alarm.clear_reason = "user"
         alarm.note = note or alarm.note
+        outbox.record_cleared(session, alarm)
         detail = {"note": note} if note else {}
         audit.record(session, principal.org_id, principal.user.id, "alarm.clear", "alarm", alarm.id, **detail)
     return alarm

@@ -8,10 +8,13 @@ so that a model that crashes the interpreter cannot take the server with it.
 """
 
 import base64
+import hashlib
 import json
 import logging
 import subprocess
 import sys
+import threading
+from collections import OrderedDict
 from typing import Final
 
 from edgefleet.contracts import ModelCard, PackageError
@@ -20,6 +23,11 @@ from edgefleet.server.errors import ServerError
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S: Final = 60.0
+# A load is deterministic in (bytes, arena): a model that loaded once is not probed again, which
+# spares re-uploads (and every test bench) a child process with TensorFlow Lite Micro.
+_LOADED_MAX: Final = 256
+_loaded: OrderedDict[tuple[str, int], None] = OrderedDict()
+_loaded_lock = threading.Lock()
 
 
 class ModelCheckError(ServerError):
@@ -38,6 +46,19 @@ def check_model(tflite: bytes, card: ModelCard) -> None:
 
 
 def _probe_load(tflite: bytes, arena: int) -> None:
+    key = (hashlib.sha256(tflite).hexdigest(), arena)
+    with _loaded_lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return
+    _probe_in_child(tflite, arena)
+    with _loaded_lock:
+        _loaded[key] = None
+        while len(_loaded) > _LOADED_MAX:
+            _loaded.popitem(last=False)
+
+
+def _probe_in_child(tflite: bytes, arena: int) -> None:
     request = json.dumps({"tflite_b64": base64.b64encode(tflite).decode(), "arena": arena})
     try:
         done = subprocess.run(
