@@ -104,7 +104,8 @@ class ServerSettings(BaseSettings):
     """How often the sender looks for new alarm transitions and due deliveries."""
     notify_send_timeout_s: float = Field(default=20.0, gt=0)
     notify_lease_s: float = Field(default=60.0, gt=0)
-    """A delivery being sent is sent again after this if its worker died (must exceed the timeout)."""
+    """A delivery being sent is sent again after this if its worker died (must exceed twice the send
+    timeout: a send may take longer than one timeout, e.g. connect plus reply)."""
     notify_retry_base_s: float = Field(default=5.0, gt=0)
     """First retry after a failure; doubling per attempt up to `notify_retry_max_s`."""
     notify_retry_max_s: float = Field(default=3600.0, gt=0)
@@ -115,6 +116,9 @@ class ServerSettings(BaseSettings):
     """Extra CA certificates (PEM) trusted for outgoing TLS: SMTP, webhooks, northbound MQTT."""
     notify_state_interval_s: float = Field(default=10.0, gt=0)
     """How often device states are republished to northbound MQTT channels (when they changed)."""
+    notify_push_allow_loopback: bool = False
+    """Accept Web Push endpoints on loopback (a stand-in push service in tests); other non-public
+    addresses are always refused."""
     vapid_subject: str | None = None
     """Web Push contact (`mailto:ops@example.com` or an https URL); default: the public URL."""
     retention_interval_s: float = Field(default=3600.0, gt=0)
@@ -193,6 +197,11 @@ class ServerSettings(BaseSettings):
         if not self.db_url.startswith(("sqlite", "postgresql")):
             raise ValueError(
                 f"db_url must be a sqlite:// or postgresql:// SQLAlchemy URL, not {self.db_url!r}"
+            )
+        if self.notify_lease_s <= 2 * self.notify_send_timeout_s:
+            raise ValueError(
+                f"notify_lease_s ({self.notify_lease_s:g}) must exceed twice notify_send_timeout_s "
+                f"({self.notify_send_timeout_s:g}): a lease lapsing mid-send lets another worker send again"
             )
         self._check_limits()
         self._check_role()

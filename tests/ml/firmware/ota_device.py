@@ -154,6 +154,8 @@ class Device:
 
     def _write(self, _c: object, slot: int, off: int, data: int, n: int) -> int:
         assert off + n <= SLOT_SIZE
+        if off % 16 or n % 16:  # an encrypted partition programs whole 16-byte blocks only
+            return -1  # (an assert would be swallowed by the ctypes callback)
         if not self.storage.persist():
             return -1
         target = self.storage.slots[slot]

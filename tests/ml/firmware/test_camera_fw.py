@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import re
+import subprocess
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ from tests.ml.firmware.camera_cbind import (
     compile_camera,
     rgb565_to_rgb,
 )
-from tests.ml.firmware.cbind import needs_cc
+from tests.ml.firmware.cbind import CC, needs_cc
 
 pytestmark = [needs_cc, pytest.mark.needs("shared")]
 TS = "2026-03-04T05:06:07.089Z"
@@ -206,6 +207,43 @@ def test_an_esp32_cam_project_uses_its_board(camera: Camera) -> None:
     settings = files["main/model_settings.h"].decode()
     assert "#define EF_CAM_PIN_PWDN 32" in settings and "#define EF_CAM_PIN_XCLK 0" in settings
     assert "CONFIG_SPIRAM_MODE_OCT" not in files["sdkconfig.defaults"].decode()  # quad PSRAM
+
+
+def reset_pin_guard_fails(app_main: str, gpio: int, tmp_path: Path) -> bool:
+    """Whether the camera app's preprocessor guard stops a build with CONFIG_EF_RESET_GPIO=gpio."""
+    guard = re.search(r"#if defined\(CONFIG_EF_RESET_GPIO\).*?#endif\n", app_main, re.DOTALL)
+    assert guard is not None
+    source = tmp_path / f"guard{gpio}.c"
+    source.write_text(guard.group(0))
+    assert CC is not None
+    command = [CC, "-fsyntax-only", f"-DCONFIG_EF_RESET_GPIO={gpio}", str(source)]
+    return subprocess.run(command, check=False, capture_output=True).returncode != 0
+
+
+def reset_default(kconfig: str) -> int:
+    match = re.search(r"config EF_RESET_GPIO\n.*?default (-?\d+)\n", kconfig, re.DOTALL)
+    assert match is not None
+    return int(match.group(1))
+
+
+def test_the_reset_button_never_takes_a_camera_pin(camera: Camera, tmp_path: Path) -> None:
+    card, model = load_model_dir(camera.model_dir)
+    # esp32-cam: GPIO 0 is the camera's XCLK, so no button by default (the old default stopped the clock)
+    cam = render_project(card, model, "esp32")
+    assert reset_default(cam["main/Kconfig.projbuild"].decode()) == -1
+    assert reset_pin_guard_fails(cam["main/app_main.cc"].decode(), 0, tmp_path)
+    assert not reset_pin_guard_fails(cam["main/app_main.cc"].decode(), -1, tmp_path)
+    assert not reset_pin_guard_fails(cam["main/app_main.cc"].decode(), 13, tmp_path)  # a free pin
+    # ESP32-S3-EYE: GPIO 0 is free, the BOOT button stays the default
+    eye = camera.files["main/Kconfig.projbuild"]
+    assert reset_default(eye) == 0
+    assert not reset_pin_guard_fails(camera.files["main/app_main.cc"], 0, tmp_path)
+    assert reset_pin_guard_fails(camera.files["main/app_main.cc"], 15, tmp_path)  # its XCLK
+    for target, pin in (("esp32", 0), ("esp32", 26), ("esp32s3", 15), ("esp32s3", 4)):
+        with pytest.raises(FirmwareError, match="is a camera pin"):
+            render_project(card, model, target, FirmwareOptions(reset_gpio=pin))
+    chosen = render_project(card, model, "esp32", FirmwareOptions(reset_gpio=13))
+    assert reset_default(chosen["main/Kconfig.projbuild"].decode()) == 13
 
 
 def test_detection_defaults_are_the_twins() -> None:

@@ -4,7 +4,10 @@ single journal save, slot erase and slot write of an update, then reboots until 
 refused packages (tampered, wrong key, truncated, older), and the pending checks (self-test, load,
 no acknowledged publish, crash loop) that roll back."""
 
+import base64
 import ctypes
+import hashlib
+import zlib
 from pathlib import Path
 
 import pytest
@@ -142,10 +145,13 @@ def test_a_power_cut_after_any_write_of_an_update_ends_updated_on_a_verified_mod
         assert firsts == sorted(firsts) and states[-1] == "UPDATED", (cut, states)
 
 
-def test_a_download_cut_short_resumes_from_its_checkpoint(lib: ctypes.CDLL, signer: Signer) -> None:
+@pytest.mark.parametrize("chunk", [512, 100])  # 100: pieces that end inside 16-byte write blocks
+def test_a_download_cut_short_resumes_from_its_checkpoint(
+    lib: ctypes.CDLL, signer: Signer, chunk: int
+) -> None:
     big = package("0.0.2", description="x" * 200) + b""
     rig = Rig(lib, signer, {URL: big})
-    rig.server.chunk = 512
+    rig.server.chunk = chunk
     payload = command(manifest(big, signer))
     device = rig.power_on()
     rig.server.on_chunk = lambda sent: (
@@ -159,6 +165,46 @@ def test_a_download_cut_short_resumes_from_its_checkpoint(lib: ctypes.CDLL, sign
     assert rig.server.offsets[0] == 0 and rig.server.offsets[1] >= 4096 and rig.server.offsets[1] % 4096 == 0
     rig.power_on().acked()
     assert rig.last().state == "UPDATED"
+
+
+@pytest.mark.parametrize("cut", [0.0, 0.3])  # before and after the new download's first checkpoint
+@pytest.mark.parametrize("why", ["server-ignores-range", "range-not-satisfiable"])
+def test_a_power_cut_while_a_download_restarts_from_zero_resumes_from_zero(
+    lib: ctypes.CDLL, signer: Signer, why: str, cut: float
+) -> None:
+    big = package("0.0.2", description="x" * 200)
+    rig = Rig(lib, signer, {URL: big})
+    rig.server.chunk = 512
+    payload = command(manifest(big, signer))
+
+    def cut_at(fraction: float) -> None:
+        rig.server.on_chunk = lambda sent: (
+            setattr(rig.storage, "cut_after", rig.storage.ops) if sent > len(big) * fraction else None
+        )
+
+    cut_at(0.6)
+    rig.power_on().command(payload)  # checkpoint past half the package
+    assert rig.storage.dead
+    serve = rig.server.get
+    if why == "server-ignores-range":
+        rig.server.ignore_range = True  # 200 with the whole body: restart from zero
+    else:
+
+        def range_not_satisfiable_once(url: str, offset: int, h: int) -> int:
+            rig.server.get = serve  # type: ignore[method-assign]
+            rig.lib.ef_ota_http_begin(h, 416, 0, -1)
+            return 0
+
+        rig.server.get = range_not_satisfiable_once  # type: ignore[method-assign]
+    device = rig.power_on()
+    cut_at(cut)  # the power goes before the new download reaches the old checkpoint
+    device.resume()
+    assert rig.storage.dead and "FAILED" not in rig.states()
+    rig.server.on_chunk, rig.server.ignore_range = None, False
+    device = rig.power_on()
+    assert device.resume() == RELOAD, rig.states()
+    rig.power_on().acked()
+    assert rig.last().state == "UPDATED" and "FAILED" not in rig.states(), rig.states()
 
 
 def test_network_errors_are_retried_with_backoff_and_refusals_are_final(
@@ -365,3 +411,40 @@ def test_a_damaged_slot_is_not_booted(lib: ctypes.CDLL, signer: Signer, v2: byte
     assert rig.last().state == "ROLLED_BACK" and str(rig.last().reason).startswith("slot_corrupt: slot A")
     rig.storage.journal = b"\x00" * 100  # an unreadable journal: the factory model, no crash
     assert rig.power_on().active == FACTORY
+
+
+def forge_journal(journal: bytes, old: bytes, new: bytes) -> bytes:
+    """Replace the one occurrence of `old` and fix the CRC, as someone with UART access can."""
+    assert journal.count(old) == 1 and len(old) == len(new)
+    body = journal[:-4].replace(old, new)
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("attack", ["slot-and-sha", "re-signed-package"])
+def test_a_slot_rewritten_with_its_journal_is_not_booted(
+    lib: ctypes.CDLL, signer: Signer, v2: bytes, attack: str
+) -> None:
+    rig = Rig(lib, signer, {URL: v2})
+    rig.power_on().command(command(manifest(v2, signer)))
+    rig.power_on().acked()
+    assert rig.power_on().active == 0, "an untouched slot passes the boot check"
+    evil = v2[:700] + bytes([v2[700] ^ 0x01]) + v2[701:]
+    ctypes.memmove(rig.storage.slots[0], evil, len(evil))
+    assert rig.storage.journal is not None
+    journal = forge_journal(rig.storage.journal, hashlib.sha256(v2).digest(), hashlib.sha256(evil).digest())
+    if attack == "re-signed-package":  # signed with a key the device does not trust, key id kept
+        journal = forge_journal(
+            journal, base64.b64decode(signer.sign(v2)), base64.b64decode(Signer().sign(evil))
+        )
+    rig.storage.journal = journal
+    device = rig.power_on()
+    assert device.active == FACTORY and rig.booted[-1] is None
+    assert rig.last().state == "ROLLED_BACK" and str(rig.last().reason).startswith("slot_corrupt: slot A")
+
+
+def test_a_slot_model_needs_the_trusted_key_at_boot(lib: ctypes.CDLL, signer: Signer, v2: bytes) -> None:
+    rig = Rig(lib, signer, {URL: v2})
+    rig.power_on().command(command(manifest(v2, signer)))
+    rig.power_on().acked()
+    rig.profile.keys = []  # e.g. the identity (and its key) was erased
+    assert rig.power_on().active == FACTORY and rig.last().state == "ROLLED_BACK"

@@ -62,6 +62,44 @@ def test_reboot_keeps_every_record_in_order_with_its_payload_and_the_seq(lib: ct
     assert again.enqueue(100, b"") == -4 and again.enqueue(100, b"x" * 70_000) == -4
 
 
+def test_seqs_enqueued_out_of_order_by_racing_tasks_are_all_kept_and_sent_in_order(lib: ctypes.CDLL) -> None:
+    flash = SimFlash(8 * SECTOR)
+    box = Outbox(lib, flash, cap=CAP, max_inflight=1000)
+    taken = list(range(1, 41))  # each task took its seq, then formatted: N+1 may arrive before N
+    arrival = [seq for pair in zip(taken[1::2], taken[0::2], strict=True) for seq in pair]
+    random.Random(7).shuffle(arrival[20:])
+    for seq in arrival:
+        assert box.enqueue(seq, event(seq, 120)) == 0, seq
+    assert box.seqs() == taken and box.next_seq == 41
+    assert box.enqueue(7, b"again") == -3, "a seq already queued is refused"
+    assert [s for s, _ in drain(box)] == taken
+    assert Outbox(lib, flash).seqs() == taken, "a reboot keeps them all"
+    box.ack([(1, 10)])
+    assert box.enqueue(42, event(42, 120)) == 0 and box.enqueue(41, event(41, 120)) == 0
+    assert box.enqueue(10, b"late") == -3, "a seq at or below a freed one would be a duplicate"
+
+
+def test_erasing_the_partition_for_a_new_identity_leaves_nothing_of_the_old_one(lib: ctypes.CDLL) -> None:
+    flash = SimFlash(8 * SECTOR)
+    box = Outbox(lib, flash, cap=CAP)
+    for seq in range(1, 30):
+        assert box.enqueue(seq, event(seq, 900)) == 0
+    used = sum(any(b != 0xFF for b in flash.data[i * SECTOR : (i + 1) * SECTOR]) for i in range(8))
+    erases = flash.erases
+    assert lib.ef_outbox_erase_partition(ctypes.byref(flash.struct), flash.size) == 0
+    assert flash.erases - erases == used < 8, "only sectors that hold something are erased"
+    fresh = Outbox(lib, flash, cap=CAP)
+    assert fresh.depth == 0 and fresh.next_seq == 0 and drain(fresh) == []
+    assert fresh.enqueue(1, event(1, 100)) == 0 and Outbox(lib, flash).seqs() == [1]
+    erases = flash.erases
+    flash.dead = True  # a failing erase is reported
+    assert lib.ef_outbox_erase_partition(ctypes.byref(flash.struct), flash.size) == -2
+    flash.dead = False
+    assert lib.ef_outbox_erase_partition(ctypes.byref(flash.struct), flash.size) == 0
+    assert lib.ef_outbox_erase_partition(ctypes.byref(flash.struct), flash.size) == 0
+    assert flash.erases - erases == 1, "a blank partition is not erased again"
+
+
 def test_records_leave_on_the_servers_ack_not_on_puback(lib: ctypes.CDLL) -> None:
     flash = SimFlash(4 * SECTOR)
     box = Outbox(lib, flash)

@@ -148,6 +148,8 @@ def test_production_config_encrypts_nvs_and_flash(synth: dict[str, str]) -> None
     table = {r[0].strip(): [c.strip() for c in r[1:]] for r in rows}
     assert table["nvs_keys"][1] == "nvs_keys" and "encrypted" in table["nvs_keys"]
     assert "encrypted" not in table["outbox"]  # the ring clears bits in place
+    # model slots: mmap reads decrypt under flash encryption, so what was written must be encrypted
+    assert "encrypted" in table["model_a"] and "encrypted" in table["model_b"]
     offsets = sorted((int(v[2], 16), int(v[3], 16), k) for k, v in table.items())
     for (start, size, name), (next_start, _, next_name) in itertools.pairwise(offsets):
         assert start + size <= next_start, f"{name} overlaps {next_name}"
@@ -215,6 +217,33 @@ def test_every_task_is_watched_and_fed(synth: dict[str, str], request: pytest.Fi
             assert "portMAX_DELAY" not in body, (project, name)
 
 
+def test_the_claim_never_waits_unbounded_and_the_reset_path_works_throughout(synth: dict[str, str]) -> None:
+    net, claim = synth["main/ef_wifi_prov.cc"], synth["main/ef_claim.cc"]
+    # every wait is bounded (the old claim waited for an IP forever: wait_bits(kGotIp, 0, ...))
+    waits = call_arguments(net, "wait_bits")
+    assert len(waits) >= 4 and all(w[1] not in ("0", "0u", "portMAX_DELAY") for w in waits[1:]), waits
+    assert "waited < timeout_ms" in function_body(net, "wait_bits")  # 0 means no wait, not forever
+    for text in sources(synth).values():
+        for arguments in call_arguments(text, "xEventGroupWaitBits"):
+            assert "portMAX_DELAY" not in arguments[-1], arguments
+    # the claim loop serves the button and reset_network, before each attempt and while it waits
+    loop = reachable_body(net, "claim")
+    body = function_body(net, "claim")
+    for call in ("poll_button()", "reset_if_requested()", "serve_for(backoff_ms)", "wifi_up_for_claim()"):
+        assert call in body, call
+    assert "esp_wifi_connect()" in function_body(net, "wifi_up_for_claim")  # Wi-Fi reconnects meanwhile
+    assert "poll_button()" in function_body(net, "wifi_up_for_claim")
+    assert "gpio_get_level" in loop and "esp_restart" in loop
+    # repeated failures are reported, retried with a cap, and do not end the reset path
+    assert "EF_NET_CLAIM_FAILING" in body and "ESP_LOGE" in body and "kBackoffMaxMs" in body
+    assert "EF_NET_CLAIM_FAILING" in synth["main/ef_platform.h"]
+    # the HTTP exchange (10 s per step, 30 s watchdog) feeds the watchdog between steps and reads
+    exchange = function_body(claim, "ef_claim_exchange")
+    assert exchange.count("ef_wdt_feed()") >= 4
+    read_loop = exchange[exchange.index("while (length < kResponseMax") :]
+    assert read_loop.index("ef_wdt_feed()") < read_loop.index("}")
+
+
 def call_arguments(text: str, prefix: str) -> list[list[str]]:
     """The arguments of every call to a function whose name starts with `prefix` (top-level commas)."""
     calls = []
@@ -275,6 +304,37 @@ def test_mqtt_setup_and_subscriptions_run_in_their_own_task(synth: dict[str, str
     assert "esp_mqtt_client_subscribe_single" in function_body(mqtt, "handle")
     assert "ef_outbox_on_ack_ranges" in function_body(mqtt, "on_ack")
     assert "EF_HEALTH_ACKED" in function_body(mqtt, "on_ack")  # app validity needs an acknowledged publish
+
+
+def test_the_proof_of_possession_is_drawn_with_the_radio_on(synth: dict[str, str]) -> None:
+    net = synth["main/ef_wifi_prov.cc"]
+    provision = function_body(net, "provision")
+    # esp_random() is a pseudo-random sequence until RF is on (the old PoP was drawn before it)
+    assert provision.index("esp_wifi_start()") < provision.index("proof_of_possession(")
+    pop = function_body(net, "proof_of_possession")
+    assert "esp_fill_random" in pop and "esp_random() %" not in pop  # uniform, not modulo-biased
+    assert "bootloader_random_enable(" not in net  # on the ESP32 it takes I2S0, the camera's
+
+
+def test_expired_and_unreadable_records_cannot_stall_the_outbox(synth: dict[str, str]) -> None:
+    mqtt = synth["main/ef_mqtt.cc"]
+    handler = function_body(mqtt, "on_mqtt")
+    assert re.search(r"case MQTT_EVENT_DELETED:[^;]*post\(kDeleted, event->msg_id", handler)
+    handle = function_body(mqtt, "handle")
+    deleted = handle[handle.index("case kDeleted:") : handle.index("break;", handle.index("case kDeleted:"))]
+    assert "ef_outbox_on_puback(&outbox, item.msg_id)" in deleted  # its window slot is freed
+    assert "outbox_lock" in deleted
+    send = function_body(mqtt, "send_outbox")
+    assert re.search(r"if \(got < 0\) \{\s*skip_unreadable\(got\);", send)
+    skip = function_body(mqtt, "skip_unreadable")
+    assert "ef_outbox_release" in skip and "EF_OB_GONE" in skip and "++unreadable_dropped" in skip
+    assert "+ unreadable_dropped" in function_body(mqtt, "ef_mqtt_outbox_stats")  # reported as dropped
+
+
+def test_status_is_formatted_in_the_callers_own_buffer(synth: dict[str, str]) -> None:
+    # the MQTT task (commands) and the processing task (mode changes) both publish status
+    body = function_body(synth["main/ef_messages.cc"], "ef_messages_publish_status")
+    assert "char json[" in body and "static char" not in body
 
 
 def test_app_is_marked_valid_only_after_model_self_test_and_ack(synth: dict[str, str]) -> None:

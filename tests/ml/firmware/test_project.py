@@ -86,6 +86,12 @@ def test_partitions_have_two_ota_slots_that_fit_4mb(project: Path) -> None:
     assert all(int(by_name[s][3], 16) % 0x10000 == 0 for s in ("ota_0", "ota_1"))  # app slots: 64 KiB aligned
 
 
+def test_the_outbox_opens_before_the_model_loads_so_a_boot_rollback_is_queued(project: Path) -> None:
+    app = read(project, "main/app_main.cc")
+    start = app.index('extern "C" void app_main')
+    assert start < app.index("ef_mqtt_start(", start) < app.index("model_ok = load_model()", start)
+
+
 def test_ops_and_arena_match_the_model_card(project: Path, synth_model: Path) -> None:
     card = load_model_card(synth_model / "model_card.json")
     inference = read(project, "main/inference.cc")

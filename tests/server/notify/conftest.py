@@ -94,7 +94,7 @@ def world_settings(tmp_path: Path, url: str, **overrides: Any) -> ServerSettings
         "alarm_notify_cooldown_s": 0,
         "notify_retry_base_s": 0.5,
         "notify_send_timeout_s": 5.0,
-        "notify_lease_s": 10.0,
+        "notify_lease_s": 12.0,
         "public_url": "http://127.0.0.1:8000",
     }
     return make_settings(tmp_path, **{**values, **overrides})

@@ -3,6 +3,7 @@ answers with the status codes it is told to, in order (then 200)."""
 
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ class Receiver:
 
 
 @contextmanager
-def http_receiver(answers: list[int] | None = None, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
-    """`tls`: serve https with this server context."""
+def http_receiver(
+    answers: list[int] | None = None, tls: ssl.SSLContext | None = None, delay_s: float = 0.0
+) -> Iterator[Receiver]:
+    """`tls`: serve https with this server context; `delay_s`: a slow receiver, answering after this."""
     receiver = Receiver(url="")
     receiver.answers = list(answers or [])
     lock = threading.Lock()
@@ -38,6 +41,7 @@ def http_receiver(answers: list[int] | None = None, tls: ssl.SSLContext | None =
                     Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 status = receiver.answers.pop(0) if receiver.answers else 200
+            time.sleep(delay_s)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -83,6 +83,7 @@ def test_states_alarms_and_home_assistant_discovery(world: World, mosquitto: Mos
 
         alarm_id = world.open_alarm()
         assert worker.run_once().sent == 1  # the transition, routed by the rule
+        worker.publish_states()  # the binary sensor's retained state comes from the state pass
         wait_until(lambda: seen.get(anomaly_topic) == b"ON", 10, "the alarm's binary sensor ON")
         [(_, body, retained)] = [m for m in seen.all if m[0] == f"{PREFIX}/alarms/{world.device_id}/anomaly"]
         note = AlarmNotification.model_validate_json(body)
@@ -96,10 +97,10 @@ def test_states_alarms_and_home_assistant_discovery(world: World, mosquitto: Mos
 
         world.clear_alarm(alarm_id)
         worker.run_once()
+        assert worker.publish_states() == 3  # what changed: the state, the alarm's binary state; status
         wait_until(lambda: seen.get(anomaly_topic) == b"OFF", 10, "the alarm's binary sensor OFF")
         published = len(seen.all)
-        assert worker.publish_states() == 2  # only what changed: the state, the alarm's binary state
-        assert worker.publish_states() == 0
+        assert worker.publish_states() == 1  # only `online` on the status topic
         with transaction(world.sessions) as session:  # the device leaves: Home Assistant forgets it
             session.execute(delete(Device).where(Device.id == world.device_id))
         worker.publish_states()
@@ -108,3 +109,37 @@ def test_states_alarms_and_home_assistant_discovery(world: World, mosquitto: Mos
         assert len(seen.all) > published
         worker.close()
         wait_until(lambda: seen.get(f"{PREFIX}/status") == b"offline", 10, "offline on a clean stop")
+
+
+@pytest.mark.needs("mosquitto")
+def test_home_assistant_stays_available_when_one_of_two_workers_stops(
+    world: World, mosquitto: MosquittoBroker
+) -> None:
+    channel = world.channel("mqtt", {"url": mosquitto.url, "topic_prefix": PREFIX}, name="plant broker")
+    world.rule(channel_ids=[channel])
+    seed.ingest(IngestStore(world.sessions), seed.status(world.device_id))
+    seen = Retained()
+    first, second = world.worker(), world.worker()
+    anomaly_topic = f"{PREFIX}/devices/{world.device_id}/alarm/anomaly"
+    with device_client(mosquitto.port, "plant-ha") as home_assistant:
+        home_assistant.on_message = seen.on_message
+        home_assistant.subscribe("#", qos=1)
+        first.publish_states()
+        second.publish_states()
+        wait_until(lambda: seen.get(f"{PREFIX}/status") == b"online", 10, "online")
+        first.close()  # a clean stop says offline (as its last will would, killed)
+        wait_until(lambda: seen.get(f"{PREFIX}/status") == b"offline", 10, "offline from the stopped one")
+        second.publish_states()  # the next state pass of the one still running
+        wait_until(lambda: seen.get(f"{PREFIX}/status") == b"online", 10, "online again")
+
+        alarm_id = world.open_alarm()  # a slow `opened` is sent after the alarm cleared
+        world.clear_alarm(alarm_id)
+        second.publish_states()
+        wait_until(lambda: seen.get(anomaly_topic) == b"OFF", 10, "OFF")
+        second.run_once()  # the opened and the cleared transitions, late
+        wait_until(
+            lambda: len([m for m in seen.all if m[0].startswith(f"{PREFIX}/alarms/")]) == 2, 10, "both sent"
+        )
+        second.close()
+    assert seen.get(anomaly_topic) == b"OFF"  # no retained ON left behind by the late `opened`
+    assert b"ON" not in [m[1] for m in seen.all if m[0] == anomaly_topic]

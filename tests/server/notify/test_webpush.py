@@ -10,15 +10,21 @@ from pathlib import Path
 
 import http_ece
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from edgefleet.server.certs import make_certificates
 from edgefleet.server.db import transaction
-from edgefleet.server.db.models import PushSubscription
+from edgefleet.server.db.models import PushSubscription, User
+from edgefleet.server.errors import ConflictError
 from edgefleet.server.notify import service, vapid
+from edgefleet.server.notify.config import ChannelConfigError
 from edgefleet.server.notify.schemas import PushSubscriptionCreate
+from edgefleet.server.services import accounts
+from edgefleet.server.services.principal import Principal
+from tests.server.conftest import PASSWORD
 from tests.server.notify.conftest import World
 from tests.server.notify.receiver import http_receiver
 
@@ -47,10 +53,14 @@ def test_push_is_signed_encrypted_and_dropped_when_gone(sqlite_world: World, tmp
                 "auth": _b64url(auth),
             }
             body = PushSubscriptionCreate(endpoint=f"{push_service.url}/wpush/v2/abc", keys=keys)
-            service.subscribe(session, world.principal(session), body)
+            service.subscribe(session, world.principal(session), body, allow_loopback=True)
             server_key = vapid.public_key(session, world.settings.secret_key)
         world.rule(channel_ids=[world.channel("webpush", {}, name="browsers")])
-        worker = world.worker(notify_ca_file=str(issued["ca"].cert), vapid_subject="mailto:ops@plant.example")
+        worker = world.worker(
+            notify_ca_file=str(issued["ca"].cert),
+            vapid_subject="mailto:ops@plant.example",
+            notify_push_allow_loopback=True,  # the stand-in push service is on loopback
+        )
         alarm_id = world.open_alarm("critical")
         assert worker.run_once().sent == 1
         world.clear_alarm(alarm_id)
@@ -72,3 +82,63 @@ def test_push_is_signed_encrypted_and_dropped_when_gone(sqlite_world: World, tmp
         assert session.scalars(select(PushSubscription)).all() == []
     assert [d.status for d in world.deliveries()] == ["sent", "failed"]
     assert "gone (410)" in (world.deliveries()[1].last_error or "")
+
+
+KEYS = {"p256dh": "B" + "A" * 86, "auth": "A" * 22}
+PUBLIC_ENDPOINT = "https://93.184.216.34/wpush/v2/mine"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://127.0.0.1:8443/wpush/x",
+        "https://localhost/wpush/x",
+        "https://[::1]/wpush/x",
+        "https://10.1.2.3/wpush/x",
+        "https://192.168.0.10/wpush/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/wpush/x",
+        "https://[fd00::1]/wpush/x",
+    ],
+)
+def test_a_member_cannot_aim_push_at_internal_addresses(sqlite_world: World, endpoint: str) -> None:
+    with transaction(sqlite_world.sessions) as session, pytest.raises(ChannelConfigError, match="public"):
+        body = PushSubscriptionCreate(endpoint=endpoint, keys=KEYS)
+        service.subscribe(session, sqlite_world.principal(session), body)
+
+
+def test_a_subscription_cannot_replace_another_users(sqlite_world: World) -> None:
+    world = sqlite_world
+    body = PushSubscriptionCreate(endpoint=PUBLIC_ENDPOINT, keys=KEYS)
+    with transaction(world.sessions) as session:
+        viewer = accounts.create_user(
+            session, world.org_id, f"v-{world.device_id}@plant.example", PASSWORD, "viewer"
+        )
+        service.subscribe(session, Principal(viewer, via="session"), body)
+    with transaction(world.sessions) as session, pytest.raises(ConflictError):
+        service.subscribe(session, world.principal(session), body)
+    with transaction(world.sessions) as session:  # the owner may subscribe again: replaces its own
+        service.subscribe(session, Principal(session.get_one(User, viewer.id), via="session"), body)
+    with world.sessions() as session:
+        rows = session.scalars(select(PushSubscription)).all()
+        assert [(r.endpoint, r.user_id) for r in rows] == [(PUBLIC_ENDPOINT, viewer.id)]
+
+
+def test_send_time_check_refuses_an_internal_endpoint(sqlite_world: World) -> None:
+    """A row that points inside (registered under another setting, or a name that now resolves
+    inside): nothing is sent, the delivery fails and the subscription is dropped."""
+    world = sqlite_world
+    with http_receiver() as inside:
+        with transaction(world.sessions) as session:
+            endpoint = inside.url.replace("http://", "https://") + "/wpush/x"
+            session.add(
+                PushSubscription(user_id=world.user_id, org_id=world.org_id, endpoint=endpoint, **KEYS)
+            )
+        world.rule(channel_ids=[world.channel("webpush", {}, name="browsers")])
+        world.open_alarm()
+        assert world.worker().run_once().failed == 1
+        assert inside.requests == []
+    [delivery] = world.deliveries()
+    assert delivery.status == "failed" and "not a public address" in (delivery.last_error or "")
+    with world.sessions() as session:
+        assert session.scalars(select(PushSubscription)).all() == []

@@ -2,6 +2,8 @@
 partitioned and keeps them, resends on later days are stored once, retention drops partitions, the
 main queries prune partitions, and migrations keep applying to the partitioned database."""
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +14,7 @@ from sqlalchemy import Engine, func, select, text
 from edgefleet.server.db import downgrade, make_engine, make_sessionmaker, transaction, upgrade
 from edgefleet.server.db import partitions as parts
 from edgefleet.server.db.models import EventRow, Organization, TelemetryRow
-from edgefleet.server.ingest import IngestStore
+from edgefleet.server.ingest import IngestStore, Received, WriteResult
 from edgefleet.server.services import retention
 from tests.server import seed
 from tests.support.services import PostgresDatabase
@@ -207,3 +209,36 @@ def test_span_boundaries() -> None:
     assert parts.span_of(date(2026, 12, 31), "month") == (date(2026, 12, 1), date(2027, 1, 1))
     assert parts.span_of(date(2026, 2, 28), "day") == (date(2026, 2, 28), date(2026, 3, 1))
     assert parts.partition_name("events", date(2026, 12, 1), "month") == "events_p202612"
+
+
+def test_a_resend_after_midnight_waits_for_the_first_copy_still_being_written(engine: Engine) -> None:
+    """Two ingest workers: the first copy, received just before midnight, is in a transaction still
+    open when the resend, received just after, is stored. The resend takes the device's lock before
+    its insert, so it waits for that commit and then sees the copy of the day before."""
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    message = seed.anomaly("d3", seq=11, ts=midnight - timedelta(seconds=10))
+    first = replace(seed.received(message), received_at=midnight - timedelta(seconds=1))
+    resend = replace(seed.received(message), received_at=midnight + timedelta(seconds=1))
+    with seed.organization_db(_url(engine), ["d3"]) as sessions:
+        results: dict[str, WriteResult] = {}
+
+        def write(name: str, item: Received) -> None:
+            results[name] = IngestStore(sessions).write([item])
+
+        with engine.connect() as blocker, blocker.begin():
+            # the first copy's transaction stays open after its insert: its last_seen UPDATE waits
+            # (NO KEY: the inserts' foreign-key checks pass)
+            blocker.execute(text("SELECT 1 FROM devices WHERE id = 'd3' FOR NO KEY UPDATE"))
+            writers = [threading.Thread(target=write, args=("first", first))]
+            writers[0].start()
+            time.sleep(1.0)
+            writers.append(threading.Thread(target=write, args=("resend", resend)))
+            writers[1].start()
+            time.sleep(1.0)
+        for writer in writers:
+            writer.join(30)
+        assert results["first"].stored["event"] == 1
+        assert results["resend"].stored.get("event", 0) == 0 and results["resend"].duplicates == 1
+        with sessions() as session:
+            days = session.scalars(select(EventRow.received_day).where(EventRow.device_id == "d3")).all()
+        assert days == [(midnight - timedelta(days=1)).date()]

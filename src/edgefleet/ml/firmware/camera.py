@@ -176,6 +176,26 @@ def _board(options: FirmwareOptions, esp: EspTarget) -> CameraBoard:
     return board
 
 
+def camera_pins(board: CameraBoard) -> frozenset[int]:
+    """The GPIOs the camera drives or reads (-1: not wired)."""
+    pins = {board.pwdn, board.reset, board.xclk, board.siod, board.sioc, board.vsync, board.href, board.pclk}
+    return frozenset(pins | set(board.data)) - {-1}
+
+
+def reset_gpio(options: FirmwareOptions, board: CameraBoard) -> int:
+    """The reset button's GPIO: by default GPIO 0 (the BOOT button) unless the camera uses it (the
+    esp32-cam's XCLK: a button configured there stops the camera's clock), then none (-1)."""
+    pins = camera_pins(board)
+    if options.reset_gpio is None:
+        return -1 if 0 in pins else 0
+    if options.reset_gpio in pins:
+        raise FirmwareError(
+            f"reset_gpio {options.reset_gpio} is a camera pin of the {board.name} "
+            f"(camera pins: {', '.join(map(str, sorted(pins)))}); choose another GPIO or -1 (no button)"
+        )
+    return options.reset_gpio
+
+
 def _check_camera_budget(card: ModelCard, arena: int, esp: EspTarget) -> None:
     budget, flash_budget = CAMERA_ARENA_BUDGET[esp.idf_target], TARGETS[esp.budget_target].flash_budget_bytes
     problems = []
@@ -316,6 +336,8 @@ def render_camera_project(
         "frame_h": frame_h,
         "self_test": list(self_test),
         "server_ca": options.server_ca_pem,
+        "reset_gpio": reset_gpio(options, board),
+        "reset_pin_clash": [f"CONFIG_EF_RESET_GPIO == {pin}" for pin in sorted(camera_pins(board))],
         "thumbnail_b64_max": min(options.camera.thumbnail_b64_max, MAX_THUMBNAIL_B64_CHARS),
         "project_name": "edgefleet_" + "".join(c if c.isalnum() else "_" for c in card.model_id),
     }

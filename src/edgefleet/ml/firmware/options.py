@@ -147,6 +147,13 @@ class FirmwareOptions(BaseModel):
     key_features: int = Field(default=3, ge=0, le=32)
     telemetry_interval_s: int = Field(default=60, ge=1)
     alert_gpio: int = Field(default=5, ge=0, le=48)
+    reset_gpio: int | None = Field(
+        default=None,
+        ge=-1,
+        le=48,
+        description="the reset button (active low), -1: none; default: GPIO 0 (BOOT), none on a camera "
+        "board that wires GPIO 0 to the camera; a camera pin is refused",
+    )
     i2c_sda: int | None = Field(default=None, ge=0, le=48, description="default: the target's")
     i2c_scl: int | None = Field(default=None, ge=0, le=48, description="default: the target's")
     i2c_address: int = Field(default=0x68, ge=0x08, le=0x77)

@@ -313,6 +313,7 @@ def render_project(
         "features_plan": codegen_fft.fft_plan(fs.window, len(sensor.axes)) if "spectral" in fs.sets else None,
         "self_test": list(self_test),
         "server_ca": options.server_ca_pem,
+        "reset_gpio": 0 if options.reset_gpio is None else options.reset_gpio,
         "project_name": "edgefleet_" + "".join(c if c.isalnum() else "_" for c in card.model_id),
     }
     env = _environment()

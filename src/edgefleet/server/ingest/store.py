@@ -238,11 +238,13 @@ class IngestStore:
     def _store_events(self, session: Session, rows: list[dict[str, Any]], result: WriteResult) -> None:
         received = len(rows)
         rows = _unique(rows)
+        if self._postgres:  # ingest workers side by side: one opens a device's alarm, the other sees
+            # it; and taken before the insert, a resend received on a later day waits for the
+            # transaction of a first copy still open, then its NOT EXISTS sees that copy
+            pg_bulk.lock_devices(session.connection(), {row["device_id"] for row in rows})
         inserted = {(r.device_id, r.seq): r.id for r in self._insert_many(session, EventRow, rows)}
         result.stored["event"] = len(inserted)
         result.duplicates += received - len(inserted)
-        if self._postgres:  # ingest workers side by side: one opens a device's alarm, the other sees it
-            pg_bulk.lock_devices(session.connection(), {device for device, _ in inserted})
         tracker = AlarmTracker(session, self._cooldown)
         links: list[dict[str, int]] = []
         changes: list[AlarmChange] = []

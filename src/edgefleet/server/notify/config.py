@@ -56,6 +56,9 @@ class AppriseConfig(_Config):
     def _known_services(cls, urls: list[SecretStr]) -> list[SecretStr]:
         import apprise
 
+        from edgefleet.server.notify.channels.base import silence
+
+        silence("apprise")  # it logs the URLs it loads
         for number, url in enumerate(urls, 1):
             if apprise.Apprise.instantiate(url.get_secret_value()) is None:
                 raise ValueError(f"URL {number} is not an Apprise URL this server supports")
@@ -116,7 +119,7 @@ MODELS: dict[str, type[ChannelConfig]] = {
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("password",),
     "apprise": ("urls",),
-    "webhook": ("secret",),
+    "webhook": ("secret", "url"),  # incoming-webhook URLs (Slack, Teams, Discord, HA) hold a token
     "webpush": (),
     "mqtt": ("password",),
 }
@@ -156,6 +159,18 @@ def merged(
 ) -> ChannelConfig:
     """The stored settings with `update` applied: a secret left out of `update` is kept."""
     return parse(kind, {**public, **secrets, **update})
+
+
+def shown_url(url: str) -> str:
+    """What may be shown of a secret URL: its scheme, host and port."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}/…"
+
+
+def shown(kind: str, secrets: dict[str, Any]) -> dict[str, Any]:
+    """Public hints of secret settings (a webhook's scheme and host); the sealed values override them."""
+    return {"url": shown_url(secrets["url"])} if kind == "webhook" and "url" in secrets else {}
 
 
 def public_part(stored: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""What a notification says: the contract's `AlarmNotification`, built from the outbox row alone, so a
-resend says exactly the same (same id, same time, same link)."""
+"""What a notification says: the contract's `AlarmNotification`, built when a delivery attempt is claimed.
+The id, time, change and acknowledge link come from the outbox row (the same on every resend); the
+alarm's and device's current facts (acknowledged, event count, name, tags) are read at that moment."""
 
 from dataclasses import dataclass
 

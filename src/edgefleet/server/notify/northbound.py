@@ -190,7 +190,8 @@ def _encode(value: Any) -> bytes:
 
 @dataclass
 class StatePublisher:
-    """Publishes what changed since its last pass (everything on its first pass after a start)."""
+    """Publishes what changed since its last pass (everything on its first pass after a start), and
+    `online` on the status topic every pass."""
 
     links: MqttLinks
     public_url: str
@@ -217,7 +218,9 @@ class StatePublisher:
             )
             wanted += [(t, b"") for t, _ in discovery(config, placeholder, self.public_url)]
         self._devices[channel_id] = {d.id for d in views}
-        return [(t, p, True) for t, p in wanted if self._sent.get((channel_id, t)) != p]
+        changed = [(t, p, True) for t, p in wanted if self._sent.get((channel_id, t)) != p]
+        # always: another worker that stopped (or died: its last will) may have said `offline`
+        return [(status_topic(config), b"online", True), *changed]
 
     def run_once(self, sessions: sessionmaker[Session]) -> int:
         """One pass over every enabled MQTT channel; returns how many messages went out."""
@@ -235,8 +238,6 @@ class StatePublisher:
             if config is None:
                 continue
             messages = self.publications(channel_id, config, views)
-            if not messages:
-                continue
             try:
                 self.links.get(channel_id, config).publish(messages, self.timeout_s)
             except SendError as err:

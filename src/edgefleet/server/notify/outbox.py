@@ -6,7 +6,6 @@ lost to a crash); the worker (`worker.py`) routes and sends it afterwards.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from edgefleet.contracts import utc_now
@@ -42,10 +41,5 @@ def record(
 
 
 def record_cleared(session: Session, alarm: Alarm, now: datetime | None = None) -> None:
-    """A `cleared` transition for an alarm whose opening was announced (an alarm opened while its
-    device's notification cooldown ran was not, so its clearing is not either)."""
-    announced = session.scalar(
-        select(exists().where(NotifyTransition.alarm_id == alarm.id, NotifyTransition.change == "opened"))
-    )
-    if announced:
-        record(session, alarm, "cleared", now=now)
+    """A `cleared` transition (routing sends it where the alarm's earlier notifications went)."""
+    record(session, alarm, "cleared", now=now)

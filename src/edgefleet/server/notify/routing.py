@@ -37,9 +37,9 @@ class Target:
     held: bool
 
 
-def _recipients(session: Session, channel: NotifyChannel, url_count: int) -> list[str]:
-    if channel.kind == "apprise":
-        return [f"url:{n}" for n in range(url_count)]
+def _recipients(session: Session, channel: NotifyChannel, url_count: int | None) -> list[str]:
+    if channel.kind == "apprise":  # unreadable settings: one delivery, which fails visibly when claimed
+        return [f"url:{n}" for n in range(1 if url_count is None else url_count)]
     if channel.kind == "webpush":
         query = (
             select(PushSubscription.id)
@@ -103,9 +103,43 @@ def _skip_if_never_sent(session: Session, alarm: Alarm, channel_id: int, now: da
     return True
 
 
-def route(session: Session, transition: NotifyTransition, now: datetime, url_counts: dict[int, int]) -> int:
+def _in_cooldown(session: Session, transition: NotifyTransition, alarm: Alarm, cooldown_s: float) -> bool:
+    """Whether an alarm of the same device and kind had its opening announced (deliveries written)
+    less than `cooldown_s` before this one: a flapping condition notifies once per cooldown."""
+    if cooldown_s <= 0:
+        return False
+    earlier = aliased(Alarm)
+    since = transition.created_at - timedelta(seconds=cooldown_s)
+    return bool(
+        session.scalar(
+            select(
+                exists()
+                .where(
+                    NotifyTransition.id != transition.id,
+                    NotifyTransition.change == "opened",
+                    NotifyTransition.created_at >= since,
+                    NotifyTransition.created_at <= transition.created_at,
+                    earlier.id == NotifyTransition.alarm_id,
+                    earlier.device_id == alarm.device_id,
+                    earlier.kind == alarm.kind,
+                )
+                .where(exists().where(NotifyDelivery.transition_id == NotifyTransition.id))
+            )
+        )
+    )
+
+
+def route(
+    session: Session,
+    transition: NotifyTransition,
+    now: datetime,
+    url_counts: dict[int, int | None],
+    cooldown_s: float = 0.0,
+) -> int:
     """Claim `transition` and write its deliveries; returns how many (0 when another worker routed it).
-    `url_counts`: the number of URLs of each Apprise channel (they are sealed)."""
+    `url_counts`: the number of URLs of each Apprise channel (they are sealed; None: unreadable).
+    `cooldown_s`: an opening within this of an announced one of the same device and kind is not sent
+    (the alarm still escalates, and its clearing goes wherever an escalation went)."""
     claimed = session.execute(
         update(NotifyTransition)
         .where(NotifyTransition.id == transition.id, NotifyTransition.routed_at.is_(None))
@@ -116,6 +150,8 @@ def route(session: Session, transition: NotifyTransition, now: datetime, url_cou
     alarm = session.get(Alarm, transition.alarm_id) if transition.alarm_id is not None else None
     if alarm is None:  # a test notification gets its delivery when it is made
         return 0
+    if transition.change == "opened" and _in_cooldown(session, transition, alarm, cooldown_s):
+        return 0
     count = 0
     for target in _targets(session, transition, alarm, now):
         channel = session.get(NotifyChannel, target.channel_id)
@@ -123,7 +159,7 @@ def route(session: Session, transition: NotifyTransition, now: datetime, url_cou
             continue
         if transition.change == "cleared" and _skip_if_never_sent(session, alarm, channel.id, now):
             continue
-        for recipient in _recipients(session, channel, url_counts.get(channel.id, 0)):
+        for recipient in _recipients(session, channel, url_counts.get(channel.id)):
             session.add(
                 NotifyDelivery(
                     org_id=transition.org_id,

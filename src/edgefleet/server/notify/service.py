@@ -19,9 +19,10 @@ from edgefleet.server.db.models import (
     NotifyTransition,
     PushSubscription,
 )
-from edgefleet.server.errors import NotFoundError
+from edgefleet.server.errors import ConflictError, NotFoundError
 from edgefleet.server.notify import config as channel_config
 from edgefleet.server.notify import routing
+from edgefleet.server.notify.channels import webpush
 from edgefleet.server.notify.config import ChannelConfigError
 from edgefleet.server.notify.outbox import notification_id
 from edgefleet.server.notify.schemas import (
@@ -55,7 +56,7 @@ def public_channel(channel: NotifyChannel) -> ChannelPublic:
 
 def _store(channel: NotifyChannel, kind: str, loaded: channel_config.ChannelConfig, key: SecretStr) -> None:
     public, secret_values = channel_config.split(kind, loaded)
-    channel.config = {**public, "_set": sorted(secret_values)}
+    channel.config = {**public, **channel_config.shown(kind, secret_values), "_set": sorted(secret_values)}
     channel.secrets_sealed = (
         seal(key, channel_scope(channel.org_id), secret_values) if secret_values else None
     )
@@ -292,9 +293,18 @@ def mark_seen(session: Session, principal: Principal, last_id: int) -> None:
 
 
 # --- Web Push subscriptions ----------------------------------------------------------------------
-def subscribe(session: Session, principal: Principal, body: PushSubscriptionCreate) -> PushSubscription:
-    """The browser's subscription for this user (a browser that subscribes again replaces its own)."""
+def subscribe(
+    session: Session, principal: Principal, body: PushSubscriptionCreate, allow_loopback: bool = False
+) -> PushSubscription:
+    """The browser's subscription for this user (a browser that subscribes again replaces its own;
+    another user's is left alone). Endpoints on non-public addresses are refused (SSRF)."""
+    try:
+        webpush.check_endpoint(body.endpoint, allow_loopback)
+    except webpush.EndpointError as err:
+        raise ChannelConfigError(str(err)) from err
     existing = session.scalar(select(PushSubscription).where(PushSubscription.endpoint == body.endpoint))
+    if existing is not None and existing.user_id != principal.user.id:
+        raise ConflictError("this push endpoint is registered by another account")
     if existing is not None:
         session.delete(existing)
         session.flush()

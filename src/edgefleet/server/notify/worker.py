@@ -2,10 +2,12 @@
 
 A pass (`run_once`, with the clock as a parameter so tests control time):
 1. route unrouted transitions into deliveries (`routing.route`) and write due escalations;
-2. claim due deliveries: a conditional UPDATE per row (pending/held and due, or `sending` with a lapsed
-   lease) sets `sending`, a lease and the attempt number, and commits; so two workers never send the
-   same delivery at once, and one killed mid-send leaves it to be sent again after the lease;
-3. send the claimed ones concurrently (threads, each with a timeout);
+2. claim due deliveries, at most as many as it sends at once (`SENDERS`, so no claim waits in a queue
+   while its lease runs): a conditional UPDATE per row (pending/held and due, or `sending` with a
+   lapsed lease) sets `sending`, a lease and the attempt number, and commits; so two workers never
+   send the same delivery at once, and one killed mid-send leaves it to be sent again after the lease;
+3. send the claimed ones concurrently (threads, each with a timeout), each right after renewing its
+   lease with an UPDATE conditioned on the claim (a claim another worker took over is not sent);
 4. record each outcome: `sent`, or `pending` again after a backoff (doubling from
    `notify_retry_base_s` to `notify_retry_max_s`), or `failed` after `notify_max_attempts` or a
    permanent error; the channel keeps its last success and last error.
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import AlarmNotification, utc_now
@@ -43,10 +46,12 @@ from edgefleet.server.notify.sealing import channel_scope, unseal
 from edgefleet.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-CLAIM_BATCH = 50
+SENDERS = 8
+CLAIM_BATCH = SENDERS
+"""Claimed per pass: no more than are sent at once, so every claim's lease starts running at its send."""
 KEEP_DAYS = 90
 """The delivery log and the bell keep this long (an open alarm's notifications stay)."""
-SENDERS = 8
+LOST_CLAIM = SendError("another worker took the delivery over (its lease had lapsed)")
 
 
 @dataclass
@@ -104,13 +109,42 @@ class NotifyWorker:
             return None
         return loaded if isinstance(loaded, channel_config.MqttConfig) else None
 
-    def url_counts(self, session: Session, org_id: int) -> dict[int, int]:
-        counts = {}
+    def url_counts(self, session: Session, org_id: int) -> dict[int, int | None]:
+        """URLs per Apprise channel; None for a channel whose settings cannot be read (its delivery
+        fails visibly when claimed; the other channels are routed as usual)."""
+        counts: dict[int, int | None] = {}
         query = select(NotifyChannel).where(NotifyChannel.org_id == org_id, NotifyChannel.kind == "apprise")
         for channel in session.scalars(query):
-            loaded = self.load_config(channel)
+            try:
+                loaded = self.load_config(channel)
+            except Exception as err:  # a broken channel must not stop the others
+                log.warning("notification channel %d cannot be loaded: %s", channel.id, type(err).__name__)
+                counts[channel.id] = None
+                continue
             counts[channel.id] = len(loaded.urls) if isinstance(loaded, channel_config.AppriseConfig) else 0
         return counts
+
+    def _route_all(self, session: Session, now: datetime) -> int:
+        """Route every unrouted transition, each in a savepoint: one that fails (a bug, bad data) is
+        logged and marked routed without deliveries, and the others (other organizations') go on."""
+        routed = 0
+        cooldown_s = self.settings.alarm_notify_cooldown_s
+        for transition in routing.unrouted(session):
+            transition_id = transition.id
+            try:
+                with session.begin_nested():
+                    counts = self.url_counts(session, transition.org_id)
+                    routed += routing.route(session, transition, now, counts, cooldown_s)
+            except OperationalError:  # the database itself: the whole pass retries
+                raise
+            except Exception:
+                log.exception("notification %d cannot be routed; it is skipped", transition_id)
+                session.execute(
+                    update(NotifyTransition)
+                    .where(NotifyTransition.id == transition_id, NotifyTransition.routed_at.is_(None))
+                    .values(routed_at=now)
+                )
+        return routed
 
     # --- one pass -------------------------------------------------------------------------------
     def run_once(self, now: datetime | None = None) -> PassResult:
@@ -119,23 +153,18 @@ class NotifyWorker:
         now = now or self.clock()
         result = PassResult()
         with transaction(self.sessions) as session:
-            for transition in routing.unrouted(session):
-                result.routed += routing.route(
-                    session, transition, now, self.url_counts(session, transition.org_id)
-                )
+            result.routed += self._route_all(session, now)
             result.escalated = routing.escalate(session, now)
         if result.escalated:  # route them in this pass
             with transaction(self.sessions) as session:
-                for transition in routing.unrouted(session):
-                    result.routed += routing.route(
-                        session, transition, now, self.url_counts(session, transition.org_id)
-                    )
+                result.routed += self._route_all(session, now)
         jobs = self._claim(now)
         outcomes: list[SendError | None] = []
+        pass_clock: Callable[[], datetime] = (lambda: now) if now_given else self.clock
         if jobs:  # threads only while there is something to send
             with ThreadPoolExecutor(min(SENDERS, len(jobs)), thread_name_prefix="notify-send") as pool:
-                outcomes = list(pool.map(self._send, jobs))
-        self._record(jobs, outcomes, result, now if now_given else self.clock())
+                outcomes = list(pool.map(lambda job: self._renew_and_send(job, pass_clock()), jobs))
+        self._record(jobs, outcomes, result, pass_clock())
         self._cleanup(now)
         return result
 
@@ -223,6 +252,23 @@ class NotifyWorker:
             subject = f"mailto:edgefleet@{urlsplit(self.settings.public_url).hostname or 'localhost'}"
         return webpush.VapidKey(raw, subject)
 
+    def _renew_and_send(self, job: Job, now: datetime) -> SendError | None:
+        """Send after renewing the lease (so it runs from the send, not the claim); a claim that
+        lapsed and went to another worker meanwhile is left to that worker."""
+        with transaction(self.sessions) as session:
+            renewed = session.execute(
+                update(NotifyDelivery)
+                .where(
+                    NotifyDelivery.id == job.delivery_id,
+                    NotifyDelivery.status == "sending",
+                    NotifyDelivery.attempts == job.attempts,
+                )
+                .values(lease_until=now + timedelta(seconds=self.settings.notify_lease_s))
+            )
+        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+            return LOST_CLAIM
+        return self._send(job)
+
     def _send(self, job: Job) -> SendError | None:
         try:
             config: Any = job.config
@@ -235,6 +281,12 @@ class NotifyWorker:
             elif job.kind == "mqtt":
                 mqtt_north.send(self.links, job.channel_id, config, job.out)
             elif job.kind == "webpush" and job.subscription is not None:
+                try:  # again at send time: the name may resolve elsewhere since it was registered
+                    webpush.check_endpoint(
+                        job.subscription.endpoint, self.settings.notify_push_allow_loopback
+                    )
+                except webpush.EndpointError as err:
+                    return SendError(str(err), permanent=err.permanent)
                 webpush.send(job.subscription, self._vapid(), job.out)
             else:
                 return SendError(f"cannot send to a {job.kind} channel", permanent=True)
@@ -249,6 +301,8 @@ class NotifyWorker:
         self, jobs: list[Job], outcomes: list[SendError | None], result: PassResult, now: datetime
     ) -> None:
         for job, error in zip(jobs, outcomes, strict=True):
+            if error is LOST_CLAIM:  # nothing was sent; the row is the other worker's now
+                continue
             with transaction(self.sessions) as session:
                 self._record_one(session, job, error, now, result)
 

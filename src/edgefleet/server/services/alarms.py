@@ -46,7 +46,8 @@ class AlarmChange:
     alarm: Alarm
     change: Literal["opened", "updated", "cleared"]
     notify: bool = False
-    """False while the device's notification cooldown runs (the alarm still opens)."""
+    """False while the device's cooldown runs: a hint for the live stream (the outbox always gets the
+    opening; notification routing applies its own cooldown per device and kind)."""
 
 
 class AlarmTracker:
@@ -110,8 +111,9 @@ class AlarmTracker:
         self._session.flush()
         self._open[(event.device_id, event.kind)] = alarm
         notify = self._may_notify(event.device_id)
-        if notify:  # the notification outbox, in this same transaction (server/notify)
-            outbox.record(self._session, alarm, "opened")
+        # the notification outbox, in this same transaction (server/notify): always, so every alarm
+        # can escalate and clear; routing applies the cooldown per device and kind
+        outbox.record(self._session, alarm, "opened")
         return alarm.id, AlarmChange(alarm, "opened", notify=notify)
 
     def _may_notify(self, device_id: str) -> bool:

@@ -134,10 +134,11 @@ def list_push_subscriptions(principal: CurrentUser, session: SessionDep) -> list
 
 @router.post("/push/subscriptions", status_code=status.HTTP_201_CREATED)
 def add_push_subscription(
-    body: PushSubscriptionCreate, principal: CurrentUser, session: SessionDep
+    body: PushSubscriptionCreate, principal: CurrentUser, session: SessionDep, context: ContextDep
 ) -> PushSubscriptionPublic:
     """This browser's push subscription for the signed-in user (`PushSubscription.toJSON()`)."""
-    return PushSubscriptionPublic.model_validate(service.subscribe(session, principal, body))
+    allow_loopback = context.settings.notify_push_allow_loopback
+    return PushSubscriptionPublic.model_validate(service.subscribe(session, principal, body, allow_loopback))
 
 
 @router.delete("/push/subscriptions", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,6 @@
 """What every channel sender gets and raises."""
 
+import logging
 import ssl
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ class Outgoing:
 
     @property
     def body(self) -> bytes:
-        """The JSON body: the same bytes on every resend."""
+        """The JSON body (one attempt's; a resend may carry newer alarm facts under the same id)."""
         return encode(self.note)
 
 
@@ -40,3 +41,15 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 def short(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     return f"{type(err).__name__}: {text}"[:500]
+
+
+def _drop(_record: logging.LogRecord) -> bool:
+    return False
+
+
+def silence(logger_name: str) -> None:
+    """Drop a library's log records: they quote the URLs we send to, and those hold tokens (an
+    ntfy topic, a Slack webhook path). A logger filter also stops handlers attached to it directly."""
+    logger = logging.getLogger(logger_name)
+    if _drop not in logger.filters:
+        logger.addFilter(_drop)

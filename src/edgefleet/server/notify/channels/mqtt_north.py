@@ -2,7 +2,9 @@
 Assistant), kept open between passes, with a last will that marks edgefleet offline.
 
 Topics under the channel's `topic_prefix` (default `edgefleet`):
-- `{prefix}/status`: `online` / `offline` (retained; the last will says `offline`)
+- `{prefix}/status`: `online` / `offline` (retained; the last will says `offline`; every state pass
+  of every running worker says `online` again, so one of several workers stopping does not leave
+  Home Assistant's entities unavailable for longer than `notify_state_interval_s`)
 - `{prefix}/alarms/{device_id}/{kind}`: each alarm transition routed to the channel, the contract's
   `AlarmNotification` JSON (QoS 1, not retained; deduplicate on `id`)
 - `{prefix}/devices/{device_id}/state`, `.../availability`, `.../alarm/{kind}`: see `northbound.py`
@@ -140,14 +142,12 @@ class MqttLinks:
 
 
 def send(links: MqttLinks, channel_id: int, config: MqttConfig, out: Outgoing) -> None:
-    """An alarm transition: its JSON on the alarm topic, and the alarm's binary state (retained)."""
+    """An alarm transition: its JSON on the alarm topic (not retained). The alarm's retained ON/OFF
+    state comes only from the state publisher (`northbound.py`), which reads it from the database:
+    a late retry of an `opened` must not leave ON retained after the alarm cleared."""
     note = out.note
     if note.alarm is None:
         messages: list[Publication] = [(f"{config.topic_prefix}/test", out.body, False)]
     else:
-        state = b"OFF" if note.change == "cleared" else b"ON"
-        messages = [
-            (alarm_topic(config, note.alarm.device_id, note.alarm.kind), out.body, False),
-            (alarm_state_topic(config, note.alarm.device_id, note.alarm.kind), state, True),
-        ]
+        messages = [(alarm_topic(config, note.alarm.device_id, note.alarm.kind), out.body, False)]
     links.get(channel_id, config).publish(messages, out.timeout_s)

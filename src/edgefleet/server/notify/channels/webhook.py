@@ -14,9 +14,10 @@ import time
 
 import httpx
 
-from edgefleet.server.notify.channels.base import Outgoing, SendError, short, tls_context
-from edgefleet.server.notify.config import WebhookConfig
+from edgefleet.server.notify.channels.base import Outgoing, SendError, short, silence, tls_context
+from edgefleet.server.notify.config import WebhookConfig, shown_url
 
+silence("httpx")  # it logs every request's full URL at INFO; a webhook URL is a credential
 SIGNATURE_HEADER = "X-Edgefleet-Signature"
 ID_HEADER = "X-Edgefleet-Notification-Id"
 
@@ -58,5 +59,5 @@ def send(config: WebhookConfig, out: Outgoing) -> None:
 
 
 def _safe(url: str) -> str:
-    """The URL without its query (which may hold a token)."""
-    return url.split("?", 1)[0]
+    """Scheme and host only: the path and query may hold a token (Slack, Teams, Discord, HA)."""
+    return shown_url(url)

@@ -1,9 +1,12 @@
 """Browser push (Web Push with VAPID, pywebpush): one delivery per subscribed browser (`push:N`).
 A subscription the push service says is gone (404, 410) fails for good and is deleted by the worker."""
 
+import ipaddress
 import json
+import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from py_vapid import Vapid02
@@ -43,6 +46,33 @@ def payload(out: Outgoing) -> str:
             "change": note.change,
         }
     )
+
+
+class EndpointError(ValueError):
+    """A push endpoint this server will not call; `permanent` unless the name did not resolve."""
+
+    def __init__(self, message: str, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def check_endpoint(endpoint: str, allow_loopback: bool = False) -> None:
+    """Refuse an endpoint whose host resolves to a non-public address (private, loopback, link-local,
+    shared, reserved): any member may register one, and the server would POST to it (SSRF).
+    `allow_loopback`: tests and demos with a stand-in push service on this machine."""
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" or not parts.hostname:
+        raise EndpointError("a push endpoint must be an https:// URL")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as err:
+        raise EndpointError(f"the push service's host does not resolve ({parts.hostname})", False) from err
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address.is_loopback and allow_loopback:
+            continue
+        if not address.is_global or address.is_multicast:
+            raise EndpointError(f"the push endpoint's host is not a public address ({parts.hostname})")
 
 
 class _TrustAdapter(HTTPAdapter):
