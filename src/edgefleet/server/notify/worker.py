@@ -24,11 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.contracts import AlarmNotification, utc_now
-from edgefleet.server.db import transaction
+from edgefleet.server.db import faults, transaction
 from edgefleet.server.db.models import (
     AckLinkUse,
     Alarm,
@@ -135,9 +134,9 @@ class NotifyWorker:
                 with session.begin_nested():
                     counts = self.url_counts(session, transition.org_id)
                     routed += routing.route(session, transition, now, counts, cooldown_s)
-            except OperationalError:  # the database itself: the whole pass retries
-                raise
-            except Exception:
+            except Exception as err:
+                if faults.diagnose(err).retry:  # the database itself (down, read-only): the pass retries
+                    raise
                 log.exception("notification %d cannot be routed; it is skipped", transition_id)
                 session.execute(
                     update(NotifyTransition)
